@@ -1,0 +1,45 @@
+"""Building blocks shared by GlimmerNet and TakuNet (stem, refiner, head, downsampler)."""
+import tensorflow as tf
+
+from tfuav.models.layers import DilatedConv2D, GlobalResponseNorm
+
+keras = tf.keras
+layers = keras.layers
+
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.9  # PyTorch's momentum 0.1 expressed the Keras way
+
+
+def bn_relu6(x, name):
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return layers.ReLU(6.0, name=f"{name}_relu6")(x)
+
+
+def stem(x, channels):
+    """Conv k3 s2 dilation 2 and depthwise k3 s2, each after an explicit zero padding of 2."""
+    x = layers.ZeroPadding2D(2, name="stem_pad1")(x)
+    # Keras' Conv2D refuses stride and dilation together; the native op does both.
+    x = DilatedConv2D(channels, name="stem_conv")(x)
+    x = bn_relu6(x, "stem_conv")
+    x = layers.ZeroPadding2D(2, name="stem_pad2")(x)
+    x = layers.DepthwiseConv2D(3, strides=2, padding="valid", name="stem_dw")(x)
+    return bn_relu6(x, "stem_dw")
+
+
+def aggregate(x, channels_out, groups, name):
+    """Grouped 1x1 convolution + BN + ReLU6 over already re-ordered channels."""
+    x = layers.Conv2D(channels_out, 1, groups=groups, name=f"{name}_conv")(x)
+    return bn_relu6(x, name)
+
+
+def downsample(x, average, name):
+    pool = layers.AveragePooling2D if average else layers.MaxPooling2D
+    x = pool(2, strides=2, name=f"{name}_pool")(x)
+    return GlobalResponseNorm(name=f"{name}_grn")(x)
+
+
+def refiner_and_head(x, num_classes):
+    x = layers.DepthwiseConv2D(3, padding="same", name="refiner_dw")(x)
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="refiner_bn")(x)
+    x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    return layers.Dense(num_classes, name="head_fc")(x)

@@ -1,0 +1,24 @@
+"""Reusable Keras layers of the tfuav model zoo; each converts to int8 TFLite ops."""
+from tfuav.models.layers.channels import (ChannelGather, ChannelSplit, interleave_permutation,
+                                          shuffle_permutation)
+from tfuav.models.layers.dilated_depthwise import DilatedConv2D, DilatedDepthwiseConv2D
+from tfuav.models.layers.grn import GlobalResponseNorm
+
+CUSTOM_OBJECTS = {
+    "ChannelGather": ChannelGather,
+    "ChannelSplit": ChannelSplit,
+    "DilatedConv2D": DilatedConv2D,
+    "DilatedDepthwiseConv2D": DilatedDepthwiseConv2D,
+    "GlobalResponseNorm": GlobalResponseNorm,
+}
+
+__all__ = [
+    "CUSTOM_OBJECTS",
+    "ChannelGather",
+    "ChannelSplit",
+    "DilatedConv2D",
+    "DilatedDepthwiseConv2D",
+    "GlobalResponseNorm",
+    "interleave_permutation",
+    "shuffle_permutation",
+]
