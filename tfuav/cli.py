@@ -1,0 +1,122 @@
+"""Command-line entry point. Argument plumbing only; the work lives in the stage modules."""
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tfuav.errors import TfuavError
+
+DEFAULT_BUILD_CONFIG = "default"
+
+
+class Cli(click.Group):
+    """Turns user errors into one line on stderr and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TfuavError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=Cli)
+@click.version_option(package_name="tfuav")
+def main():
+    """tfuav: UAV vision models from Keras to int8 firmware for Cortex-M, Coral and Raspberry Pi."""
+
+
+def _choices(kind):
+    def check(ctx, param, value):
+        if value is None:
+            return value
+        if kind == "target":
+            from tfuav.targets import target_names
+            names = target_names()
+        else:
+            from tfuav.models.registry import model_names
+            names = model_names()
+        if value not in names:
+            raise TfuavError(f"unknown {kind} {value!r} (choose from: {', '.join(names)})")
+        return value
+    return check
+
+
+@main.command()
+@click.option("--target", required=True, callback=_choices("target"), help="Board profile (see `tfuav targets`).")
+@click.option("--model", callback=_choices("model"), help="Registered model (see `tfuav models`).")
+@click.option("--data", type=click.Path(), help="Image folder (class per sub-folder); default: embedded synthetic scenes.")
+@click.option("--config", "config_file", type=click.Path(), help="YAML config; default: configs/default.yaml.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
+@click.option("--out", type=click.Path(), help="Build directory; default: runs/<model>-<target>.")
+@click.option("--resume", is_flag=True, help="Continue training from the last checkpoint in --out.")
+@click.option("--strict", is_flag=True, help="Unreadable images are an error instead of a warning.")
+def build(target, model, data, config_file, epochs, out, resume, strict):
+    """Data -> train -> compress -> int8 TFLite -> cross-runtime validation -> report."""
+    from tfuav.config import CONFIG_DIR, load_config
+    from tfuav.pipeline import build as run_build
+    overrides = {"data": {}, "model": {}, "train": {}}
+    if model:
+        overrides["model"]["name"] = model
+    if data:
+        overrides["data"]["path"] = data
+    if strict:
+        overrides["data"]["strict"] = True
+    if epochs:
+        overrides["train"]["epochs"] = epochs
+    config = load_config(config_file or CONFIG_DIR / f"{DEFAULT_BUILD_CONFIG}.yaml", overrides)
+    out = Path(out or Path("runs") / f"{config.model.name}-{target}")
+    run_build(config, target, out, resume=resume, echo=click.echo)
+
+
+@main.command()
+@click.argument("model_file", type=click.Path())
+@click.option("--out", type=click.Path(), required=True, help="Folder for model_int8.tflite and report.json.")
+@click.option("--data", type=click.Path(), help="Image folder for representative data; default: synthetic scenes.")
+@click.option("--float-io", is_flag=True, help="Keep float32 input/output.")
+def convert(model_file, out, data, float_io):
+    """Convert a Keras .h5/.keras model to a checked, cross-validated int8 .tflite."""
+    from tfuav.byom import convert_keras_file
+    convert_keras_file(model_file, Path(out), data_dir=data, float_io=float_io, echo=click.echo)
+
+
+@main.command()
+def models():
+    """List the registered models."""
+    from tfuav.models.registry import get_spec, model_names
+    for name in model_names():
+        spec = get_spec(name)
+        shape = "x".join(map(str, spec.default_input_shape))
+        click.echo(f"{name:12s} {shape:12s} {spec.description}")
+
+
+@main.command()
+def targets():
+    """List the target boards with their budgets."""
+    from tfuav.targets import load_target, target_names
+    click.echo(f"{'target':10s} {'runtime':8s} {'clock':>9s} {'flash budget':>13s} {'RAM budget':>11s}  description")
+    for name in target_names():
+        t = load_target(name)
+        flash = f"{t.flash_budget // 1024} KB" if t.flash_bytes else "host"
+        click.echo(f"{t.name:10s} {t.runtime:8s} {t.clock_mhz:>5d} MHz {flash:>13s} "
+                   f"{t.ram_budget // 1024:>8d} KB  {t.description}")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def inspect(model, as_json):
+    """Summarise a registered model name, a Keras .h5/.keras file or a .tflite file."""
+    from tfuav.inspect import describe
+    info = describe(model)
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    for key, value in info.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value:,}"
+        click.echo(f"{key:18s} {value}")

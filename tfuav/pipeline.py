@@ -1,0 +1,166 @@
+"""`tfuav build`: config -> data -> model -> train -> compress -> convert -> validate -> export -> report."""
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from tfuav.errors import TfuavError
+from tfuav.fileio import atomic_write_bytes
+
+INT8_MODEL = "model_int8.tflite"
+
+
+class StageClock:
+    def __init__(self, echo):
+        self.timings = {}
+        self.echo = echo
+
+    @contextmanager
+    def stage(self, name):
+        self.echo(f"[{name}]")
+        start = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - start, 2)
+
+
+def build(config, target_name, out_dir, resume=False, echo=print):
+    """Runs the whole pipeline; returns the report dict. Raises TfuavError on user errors and
+    when the int8 model fails a graph check or the cross-runtime gate."""
+    from tfuav.data import load_dataset, preprocess
+    from tfuav.targets import load_target
+
+    target = load_target(target_name)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clock = StageClock(echo)
+
+    with clock.stage("data"):
+        dataset = load_dataset(config.data)
+        echo(f"  {dataset.source}: {len(dataset.class_names)} classes, "
+             + ", ".join(f"{k} {len(v.labels)}" for k, v in dataset.splits.items()))
+
+    with clock.stage("train"):
+        from tfuav.train import train_model
+        result = train_model(config.model.name, dataset, config.train, out_dir,
+                             image_size=config.data.image_size, resume=resume,
+                             augment=config.data.augment)
+        model = result.model
+
+    with clock.stage("compress"):
+        model, to_convert = compress_model(model, dataset, config, echo)
+
+    with clock.stage("convert"):
+        from tfuav.convert import assert_graph_ok, to_int8_tflite, tflite_info
+        train_x = dataset.splits["train"].images
+        rep = preprocess(train_x[:config.convert.representative_samples])
+        tflite = to_int8_tflite(to_convert, rep, float_io=config.convert.float_io)
+        assert_graph_ok(tflite, float_io=config.convert.float_io)
+        info = tflite_info(tflite)
+
+    with clock.stage("validate"):
+        from tfuav.validate import cross_validate, make_validation_inputs
+        test = dataset.splits["test"]
+        inputs = make_validation_inputs(tflite, real_images_float=preprocess(test.images[:4]))
+        validation = cross_validate(tflite, inputs)
+
+    with clock.stage("evaluate"):
+        metrics = {"float": evaluate_keras(model, test, dataset.class_names),
+                   "int8": evaluate_tflite(tflite, test, dataset.class_names)}
+
+    report = build_report(config, target, model, tflite, info, metrics, validation, clock, out_dir)
+    from tfuav.report import write_report
+    if not validation.passed:
+        write_report(out_dir, report)
+        d = validation.first_divergence
+        raise TfuavError(f"int8 model rejected: TFLM differs from the TFLite reference kernels by "
+                         f"{validation.max_abs_diff} LSB (first at input {d['input_index']}, output "
+                         f"{d['output_index']}: reference {d['reference']}, tflm {d['tflm']}); "
+                         f"see {out_dir / 'report.md'}")
+    with clock.stage("export"):
+        atomic_write_bytes(out_dir / INT8_MODEL, tflite)
+    report["timings"] = clock.timings
+    write_report(out_dir, report)
+    echo(f"wrote {out_dir / INT8_MODEL} ({len(tflite):,} bytes) and {out_dir / 'report.md'}")
+    return report
+
+
+def compress_model(model, dataset, config, echo):
+    """Returns the float model (pruned if asked) and the model to convert (its QAT version
+    when quantization-aware training is on)."""
+    c = config.compress
+    if c.prune_sparsity > 0:
+        from tfuav.compress import prune_magnitude
+        echo(f"  magnitude pruning to {c.prune_sparsity:.0%} sparsity, {c.prune_epochs} epochs")
+        model = prune_magnitude(model, dataset, config.train, c.prune_sparsity, c.prune_epochs)
+    if c.qat:
+        from tfuav.compress import quantize_aware
+        echo(f"  quantization-aware training, {c.qat_epochs} epochs")
+        return model, quantize_aware(model, dataset, config.train, c.qat_epochs)
+    echo("  post-training int8 quantization (representative data from the train split)")
+    return model, model
+
+
+def evaluate_keras(model, split, class_names):
+    from tfuav.data import preprocess
+    from tfuav.eval import classification_metrics
+    logits = model.predict(preprocess(split.images), batch_size=64, verbose=0)
+    return classification_metrics(split.labels, logits, class_names)
+
+
+def evaluate_tflite(tflite, split, class_names):
+    from ai_edge_litert import interpreter as litert
+
+    from tfuav.data import preprocess
+    from tfuav.eval import classification_metrics
+    interp = litert.Interpreter(model_content=tflite)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    x = preprocess(split.images)
+    logits = []
+    for image in x:
+        interp.set_tensor(inp["index"], quantize(image[None], inp))
+        interp.invoke()
+        logits.append(dequantize(interp.get_tensor(out["index"]), out)[0])
+    return classification_metrics(split.labels, np.stack(logits), class_names)
+
+
+def quantize(x, detail):
+    scale, zero_point = detail["quantization"]
+    if detail["dtype"] == np.float32 or scale == 0:
+        return x.astype(detail["dtype"])
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(detail["dtype"])
+
+
+def dequantize(q, detail):
+    scale, zero_point = detail["quantization"]
+    if detail["dtype"] == np.float32 or scale == 0:
+        return q.astype(np.float32)
+    return (q.astype(np.float32) - zero_point) * scale
+
+
+def build_report(config, target, model, tflite, info, metrics, validation, clock, out_dir):
+    from tfuav.compress import sparsity_report
+    from tfuav.models.stats import count_params, thop_flops
+    params = count_params(model)
+    float_path = out_dir / "model.keras"
+    return {
+        "model": config.model.name,
+        "target": target.name,
+        "input_shape": list(model.input_shape[1:]),
+        "params_trainable": params["params_trainable"],
+        "params_total": params["params_total"],
+        "macs": info["macs"],
+        "thop_flops": thop_flops(model),
+        "float_size_bytes": float_path.stat().st_size if float_path.exists() else None,
+        "int8_size_bytes": len(tflite),
+        "ops": info["ops"],
+        "op_histogram": info["op_histogram"],
+        "tensor_types": info["tensor_types"],
+        "sparsity": sparsity_report(model)["overall"],
+        "metrics": metrics,
+        "validation": validation.to_dict(),
+        "timings": dict(clock.timings),
+        "config": config.to_dict(),
+    }

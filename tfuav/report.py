@@ -1,0 +1,64 @@
+"""report.json (stable keys for scripts) and report.md (for people) of a build."""
+from tfuav.fileio import atomic_write_json, atomic_write_text
+
+STABLE_KEYS = ("model", "target", "params_trainable", "macs", "int8_size_bytes", "ops",
+               "metrics", "validation", "timings")
+
+
+def write_report(out_dir, report):
+    missing = [k for k in STABLE_KEYS if k not in report]
+    if missing:
+        raise ValueError(f"report lacks keys {missing}")
+    atomic_write_json(out_dir / "report.json", report)
+    atomic_write_text(out_dir / "report.md", render_markdown(report))
+
+
+def _fmt(value, digits=4):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def render_markdown(r):
+    lines = [f"# tfuav build: {r['model']} for {r['target']}", ""]
+    lines += ["## Model", "", "| | |", "|---|---|"]
+    for key, label in (("params_trainable", "trainable parameters"), ("params_total", "total parameters"),
+                       ("macs", "MACs per inference (deployed graph)"),
+                       ("thop_flops", "FLOPs, paper convention (thop, all convolutions counted)"),
+                       ("float_size_bytes", "float Keras model size (bytes)"),
+                       ("int8_size_bytes", "int8 .tflite size (bytes)"), ("sparsity", "weight sparsity")):
+        if key in r:
+            lines.append(f"| {label} | {_fmt(r[key])} |")
+    lines += ["", "## Operators of the int8 graph", "", "| op | count |", "|---|---|"]
+    for op, count in sorted(r.get("op_histogram", {}).items()):
+        lines.append(f"| {op} | {count} |")
+    lines += ["", "## Metrics on the test split", "",
+              "| model | accuracy | weighted F1 |", "|---|---|---|"]
+    for kind in ("float", "int8"):
+        m = r["metrics"].get(kind) or {}
+        lines.append(f"| {kind} | {_fmt(m.get('accuracy'))} | {_fmt(m.get('weighted_f1'))} |")
+    per_class = (r["metrics"].get("int8") or {}).get("per_class") or {}
+    if per_class:
+        lines += ["", "Per class (int8):", "", "| class | precision | recall | F1 | AUC |",
+                  "|---|---|---|---|---|"]
+        for name, m in per_class.items():
+            lines.append(f"| {name} | {_fmt(m.get('precision'))} | {_fmt(m.get('recall'))} | "
+                         f"{_fmt(m.get('f1'))} | {_fmt(m.get('auc'))} |")
+    v = r["validation"]
+    lines += ["", "## Cross-runtime validation", "",
+              f"Runtimes: {' vs '.join(v.get('runtimes', []))}; "
+              f"largest difference {v.get('max_abs_diff')} LSB on "
+              f"{v.get('num_differing', 0)} of {v.get('num_outputs', 0)} outputs; "
+              f"**{'passed' if v.get('passed') else 'FAILED'}**."]
+    for a in v.get("allowances") or []:
+        lines.append(f"- allowance for {a['op']} (at most {a['bound_lsb']} LSB): {a['reason']}")
+    if v.get("first_divergence"):
+        lines.append(f"- first divergence: {v['first_divergence']}")
+    lines += ["", "## Timings (seconds)", "", "| stage | seconds |", "|---|---|"]
+    for stage, seconds in r["timings"].items():
+        lines.append(f"| {stage} | {seconds:.1f} |")
+    return "\n".join(lines) + "\n"
