@@ -1,6 +1,8 @@
 """Building blocks shared by GlimmerNet and TakuNet (stem, refiner, head, downsampler)."""
 import tensorflow as tf
 
+from tfuav.errors import TfuavError
+
 from tfuav.models.layers import DilatedConv2D, GlobalResponseNorm
 
 keras = tf.keras
@@ -15,8 +17,15 @@ def bn_relu6(x, name):
     return layers.ReLU(6.0, name=f"{name}_relu6")(x)
 
 
+MIN_INPUT_SIZE = 57  # stem to 16, then four 2x2 pools down to 1
+
+
 def stem(x, channels):
     """Conv k3 s2 dilation 2 and depthwise k3 s2, each after an explicit zero padding of 2."""
+    height, width = x.shape[1], x.shape[2]
+    if min(height, width) < MIN_INPUT_SIZE:
+        raise TfuavError(f"input {height}x{width} is too small: this model needs at least "
+                         f"{MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}")
     x = layers.ZeroPadding2D(2, name="stem_pad1")(x)
     # Keras' Conv2D refuses stride and dilation together; the native op does both.
     x = DilatedConv2D(channels, name="stem_conv")(x)
