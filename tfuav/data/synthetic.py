@@ -109,6 +109,15 @@ def _scene_normal(rng, img, s):
     _roads(rng, img, s, rng.integers(1, 3))
     for _ in range(rng.integers(2, 6)):
         _building(rng, img, s)
+    for _ in range(rng.integers(1, 4)):                # parks / tree groups
+        c = rng.uniform(0.1, 0.9, 2) * s
+        for _ in range(rng.integers(4, 10)):
+            mask = np.zeros((s, s), np.float32)
+            p = c + rng.normal(0, 0.08 * s, 2)
+            cv2.circle(mask, tuple(int(v) for v in p), max(1, int(s * rng.uniform(0.03, 0.07))),
+                       1.0, -1, cv2.LINE_AA)
+            _blend(img, mask, np.array([rng.uniform(25, 60), rng.uniform(80, 130),
+                                        rng.uniform(20, 50)], np.float32))
     _trees(rng, img, s, rng.integers(3, 12))
 
 
@@ -116,8 +125,8 @@ def _scene_collapsed(rng, img, s):
     _roads(rng, img, s, rng.integers(0, 2))
     for _ in range(rng.integers(0, 2)):                # a surviving building now and then
         _building(rng, img, s)
-    for _ in range(rng.integers(1, 4)):                # rubble fields
-        pts, box = _rect_points(rng, s, 0.2, 0.5)
+    for _ in range(rng.integers(2, 5)):                # rubble fields
+        pts, box = _rect_points(rng, s, 0.25, 0.55)
         mask = _poly_mask(s, pts, blur=s * 0.03)
         grey = rng.uniform(100, 170)
         tex = grey + rng.normal(0, rng.uniform(18, 35), (s, s, 1)).astype(np.float32)
@@ -155,7 +164,7 @@ def _scene_fire(rng, img, s):
     wind = wind / (np.linalg.norm(wind) + 1e-6)
     for _ in range(rng.integers(1, 4)):
         c = rng.uniform(0.15, 0.85, 2) * s
-        r = s * rng.uniform(0.05, 0.14)
+        r = s * rng.uniform(0.07, 0.16)
         burnt = np.zeros((s, s), np.float32)
         cv2.circle(burnt, tuple(int(v) for v in c), int(r * 1.6), 1.0, -1)
         _blend(img, cv2.GaussianBlur(burnt, (0, 0), r * 0.4) * 0.6,
@@ -192,12 +201,12 @@ def _scene_flood(rng, img, s):
     _trees(rng, img, s, rng.integers(1, 8))
     field_ = _smooth_noise(rng, s, rng.integers(2, 5))
     field_ += np.linspace(-0.3, 0.3, s, dtype=np.float32)[:, None] * rng.choice([-1, 1])
-    coverage = rng.uniform(0.35, 0.8)
+    coverage = rng.uniform(0.45, 0.85)
     thr = np.quantile(field_, 1.0 - coverage)
     water = np.clip((field_ - thr) * 12.0, 0, 1)
     muddy = np.array([rng.uniform(110, 150), rng.uniform(90, 120), rng.uniform(55, 80)], np.float32)
     blue = np.array([rng.uniform(50, 80), rng.uniform(80, 110), rng.uniform(110, 150)], np.float32)
-    mix = rng.uniform(0, 1)
+    mix = rng.uniform(0.15, 1)
     color = muddy * (1 - mix) + blue * mix
     tex = color + (_smooth_noise(rng, s, 8)[..., None] - 0.5) * 20
     # reflections: light streaks along one direction plus sparkles
@@ -222,7 +231,7 @@ def _light(rng, img, s):
     ang = rng.uniform(0, 2 * np.pi)
     grad = 1.0 + (xx * np.cos(ang) + yy * np.sin(ang)) * rng.uniform(0, 0.4)
     img = img * gain.astype(np.float32) * grad[..., None]
-    if rng.random() < 0.3:                             # haze
+    if rng.random() < 0.15:                            # haze
         img = img * 0.8 + rng.uniform(150, 200) * 0.2
     if rng.random() < 0.3:                             # slight motion/focus blur
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 0.9))
