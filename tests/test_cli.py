@@ -1,0 +1,128 @@
+"""User-facing behaviour of the `tfuav` command: one clear line and a non-zero exit on bad input."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VWW = REPO.parent / "shared" / "fixtures" / "mlperf_tiny_vww"
+
+
+def tfuav(*args, cwd=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "tfuav", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd or REPO, env=env, timeout=600)
+
+
+def error_line(result):
+    lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_help_does_not_import_tensorflow():
+    code = "import sys; from tfuav.cli import main; assert 'tensorflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert "build" in tfuav("--help").stdout
+
+
+def test_unknown_target_lists_choices():
+    line = error_line(tfuav("build", "--target", "cortex-m99"))
+    assert "cortex-m99" in line and "cortex-m7" in line and "rpi" in line
+
+
+def test_unknown_model_lists_choices():
+    line = error_line(tfuav("build", "--target", "cortex-m7", "--model", "yolo"))
+    assert "'yolo'" in line and "glimmernet" in line and "takunet" in line
+
+
+def test_config_typo_names_the_key(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("train:\n  epoch: 3\n")
+    line = error_line(tfuav("build", "--target", "cortex-m7", "--config", config, "--out", tmp_path / "o"))
+    assert "train.epoch" in line and str(config) in line and "epochs" in line
+
+
+def test_config_wrong_type_names_the_key(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("train:\n  batch_size: sixty-four\n")
+    line = error_line(tfuav("build", "--target", "cortex-m7", "--config", config, "--out", tmp_path / "o"))
+    assert "train.batch_size" in line and "int" in line
+
+
+def test_missing_data_dir_is_named(tmp_path):
+    missing = tmp_path / "no_such_dir"
+    line = error_line(tfuav("build", "--target", "cortex-m7", "--data", missing, "--out", tmp_path / "o"))
+    assert str(missing) in line
+    assert not (tmp_path / "o" / "model_int8.tflite").exists()
+
+
+def test_corrupt_image_with_strict_is_named(tmp_path):
+    import cv2
+    import numpy as np
+    data = tmp_path / "data"
+    for c in ("fire", "normal"):
+        (data / c).mkdir(parents=True)
+        for i in range(4):
+            cv2.imwrite(str(data / c / f"{i}.png"), np.full((64, 64, 3), 40 * i, np.uint8))
+    bad = data / "fire" / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    line = error_line(tfuav("build", "--target", "cortex-m7", "--data", data, "--strict",
+                            "--out", tmp_path / "o"))
+    assert "broken.jpg" in line
+    assert not (tmp_path / "o" / "model_int8.tflite").exists()
+
+
+def test_inspect_registered_model_json():
+    result = tfuav("inspect", "glimmernet", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    info = json.loads(result.stdout)
+    assert info["name"] == "glimmernet"
+    assert info["input_shape"] == [224, 224, 3]
+    assert info["params_trainable"] == 31_204
+    assert info["params_total"] > info["params_trainable"]
+    assert info["macs"] == 26_462_120
+
+
+def test_inspect_unknown_name_lists_choices():
+    line = error_line(tfuav("inspect", "mobilenet"))
+    assert "glimmernet" in line
+
+
+def test_inspect_missing_file():
+    line = error_line(tfuav("inspect", "nowhere/model.tflite"))
+    assert "nowhere/model.tflite" in line
+
+
+def test_inspect_vww_keras_fixture():
+    result = tfuav("inspect", VWW / "vww_96.h5", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    info = json.loads(result.stdout)
+    # facts from the fixture's README
+    assert info["input_shape"] == [96, 96, 3]
+    assert info["params_total"] == 221_794 and info["params_trainable"] == 216_322
+
+
+def test_inspect_vww_tflite_fixture():
+    result = tfuav("inspect", VWW / "vww_96_int8.tflite", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    info = json.loads(result.stdout)
+    assert info["size_bytes"] == 333_288
+    assert set(info["ops"]) == {"AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D",
+                                "FULLY_CONNECTED", "RESHAPE", "SOFTMAX"}
+    assert set(info["tensor_types"]) <= {"int8", "int32"}
+    assert info["input_shape"] == [96, 96, 3]
+    for key in ("name", "params_trainable", "params_total", "macs"):
+        assert key in info
+
+
+def test_targets_lists_budgets():
+    result = tfuav("targets")
+    assert result.returncode == 0
+    for name in ("cortex-m7", "cortex-m4", "coral", "rpi"):
+        assert name in result.stdout

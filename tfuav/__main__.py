@@ -1,0 +1,3 @@
+from tfuav.cli import main
+
+main()
