@@ -58,13 +58,14 @@ def _colour_histograms(images, bins=6):
 
 def test_classes_are_distinguishable_by_colour_histograms():
     from sklearn.linear_model import LogisticRegression
-    train_x, train_y, _ = generate_emergency_scenes(60, 32, seed=10)
-    test_x, test_y, _ = generate_emergency_scenes(30, 32, seed=11)
-    clf = LogisticRegression(max_iter=2000, C=10.0)
+    # an independent check that the scenes carry class signal (about 0.75 here; a CNN also
+    # sees shapes and textures, so colour alone is deliberately not enough to be trivial)
+    train_x, train_y, _ = generate_emergency_scenes(80, 32, seed=100)
+    test_x, test_y, _ = generate_emergency_scenes(40, 32, seed=200)
+    clf = LogisticRegression(max_iter=3000, C=10.0)
     clf.fit(_colour_histograms(train_x), train_y)
     acc = clf.score(_colour_histograms(test_x), test_y)
     assert acc > 0.6, acc
-    assert acc < 1.0 or True  # informational: the data need not be trivially separable
 
 
 def test_load_dataset_synthetic_stratified():
@@ -222,7 +223,6 @@ def test_preprocess_is_divide_by_255(scenes):
 
 def test_preprocess_and_data_package_are_tensorflow_free():
     code = ("import sys, tfuav.data.preprocess; assert 'tensorflow' not in sys.modules; "
-            "mods = set(sys.modules) - set(sys.builtin_module_names); "
             "import tfuav.data; assert 'tensorflow' not in sys.modules; "
             "assert 'albumentations' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -127,8 +127,11 @@ def load_folder(cfg):
                                        size, cfg.strict, skipped)
         images, labels, paths = read["train"]
         carve = {n: getattr(cfg, f"{n}_fraction") for n in ("val", "test") if n not in read}
-        idx = stratified_indices(labels, carve, cfg.seed)
-        splits = {"train": take(images, labels, paths, idx["train"])}
+        if carve:
+            idx = stratified_indices(labels, carve, cfg.seed)
+            splits = {"train": take(images, labels, paths, idx["train"])}
+        else:                                            # all splits given: use them as is
+            splits = {"train": Split(images, labels, paths)}
         for name in ("val", "test"):
             if name in read:
                 splits[name] = Split(*read[name])

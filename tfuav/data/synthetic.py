@@ -17,7 +17,8 @@ _ROOFS = [(170, 70, 55), (150, 90, 70), (120, 120, 125), (200, 200, 195), (90, 9
 
 def _rand_color(rng, palette, jitter=18):
     base = np.array(palette[rng.integers(len(palette))], np.float32)
-    return base + rng.normal(0, jitter, 3).astype(np.float32)
+    # mostly brightness variation, small hue jitter (no magenta meadows)
+    return base * rng.uniform(0.85, 1.15) + rng.normal(0, jitter / 3, 3).astype(np.float32)
 
 
 def _smooth_noise(rng, s, cells):
