@@ -37,10 +37,7 @@ class TrainResult:
 
 
 def _preprocess(images):
-    try:
-        from tfuav.data import preprocess
-    except ImportError:  # the data module is optional for fit_model's callers in tests
-        return np.asarray(images, dtype=np.float32) / 255.0
+    from tfuav.data import preprocess
     return np.asarray(preprocess(images), dtype=np.float32)
 
 
