@@ -185,7 +185,15 @@ def train_model(model_name, dataset, cfg, out_dir, image_size, resume=False, aug
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=2)
 
+    # The weights of the epoch with the lowest validation loss are the ones kept: on small
+    # data sets the validation loss of RMSprop with momentum swings widely between epochs.
+    best = tf.train.Checkpoint(model=model)
+    best_prefix = str(ckpt_dir / "best")
+
     def after_epoch(epoch, entry):
+        if entry["val_loss"] is not None and entry["val_loss"] <= min(
+                [h["val_loss"] for h in history if h["val_loss"] is not None], default=np.inf):
+            best.write(best_prefix)
         history.append(entry)
         manager.save(checkpoint_number=epoch)
         tmp = history_file.with_suffix(".tmp")
@@ -195,6 +203,8 @@ def train_model(model_name, dataset, cfg, out_dir, image_size, resume=False, aug
     augmenter = _make_augmenter(image_size, cfg.seed) if augment else None
     run = _run_epochs(model, dataset, cfg, start, cfg.epochs, augmenter, _verbose(progress),
                       callbacks, after_epoch)
+    if tf.io.gfile.exists(best_prefix + ".index"):
+        best.read(best_prefix).assert_existing_objects_matched()
     model_path = save_model(model, out_dir / MODEL_FILE)
     return TrainResult(model=model, history=history, epochs_run=len(run), resumed_from=start,
                        model_path=str(model_path))
