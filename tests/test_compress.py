@@ -61,38 +61,12 @@ def test_qat_converts_to_all_int8():
     cfg = TrainConfig(batch_size=8, learning_rate=1e-4)
     qat = quantize_aware(model, data(), cfg, epochs=1, progress=False, augment=False)
     x = np.random.default_rng(3).random((8, SIZE, SIZE, 3), dtype=np.float32)
-    converter = tf.lite.TFLiteConverter.from_keras_model(qat)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
-    converter.representative_dataset = lambda: ([x[i:i + 1]] for i in range(len(x)))
-    tflite = converter.convert()
-
-    from ai_edge_litert import interpreter as litert
-    # without the default XNNPACK delegate, so the ops listed are the model's own
-    interp = litert.Interpreter(
-        model_content=tflite,
-        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interp.allocate_tensors()
-    details = interp._get_ops_details()
-    ops = Counter(op["op_name"] for op in details)
-    tensors = {t["index"]: t for t in interp.get_tensor_details()}
-    assert "DEQUANTIZE" not in ops, ops
-    # QUANTIZE may only be an int8 -> int8 requantization (a tensor feeding consumers that
-    # need different scales, e.g. a CONCATENATION), never a float -> int8 boundary
-    for op in details:
-        if op["op_name"] == "QUANTIZE":
-            assert {tensors[i]["dtype"] for i in [*op["inputs"], *op["outputs"]]} == {np.int8}
+    from tfuav.convert import assert_graph_ok, tflite_info, to_int8_tflite
+    from tfuav.validate import cross_validate, make_validation_inputs
+    tflite = to_int8_tflite(qat, x)
+    assert_graph_ok(tflite)  # int8 only: no float op, no DEQUANTIZE, BN folded, ReLU fused
+    ops = tflite_info(tflite)["op_histogram"]
     for op in ("DEPTHWISE_CONV_2D", "CONV_2D", "SPLIT", "GATHER", "L2_NORMALIZATION"):
         assert op in ops, ops
-    float_tensors = [t["name"] for t in interp.get_tensor_details()
-                     if t["dtype"] not in (np.int8, np.int32)]
-    assert not float_tensors
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-    assert inp["dtype"] == out["dtype"] == np.int8
-    scale, zero = inp["quantization"]
-    interp.set_tensor(inp["index"], np.clip(np.round(x[:1] / scale) + zero, -128, 127).astype(np.int8))
-    interp.invoke()
-    q_logits = (interp.get_tensor(out["index"]).astype(np.float32) - out["quantization"][1]) \
-        * out["quantization"][0]
-    assert np.isfinite(q_logits).all()
+    result = cross_validate(tflite, make_validation_inputs(tflite, real_images_float=x[:2]))
+    assert result.passed, result.summary()

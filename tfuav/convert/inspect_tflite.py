@@ -18,12 +18,17 @@ ACTIVATION_NAMES = {v: k for k, v in vars(schema.ActivationFunctionType).items()
 MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL")
 
 
-def load_model(model_bytes):
-    """The flatbuffer as a schema.ModelT object tree."""
+def load_model(model_bytes, source=None):
+    """The flatbuffer as a schema.ModelT object tree (source: a path/name for error messages)."""
+    where = f"{source}: " if source else ""
     try:
-        return schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
+        model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
     except Exception as exc:  # flatbuffers raises assorted errors on garbage
-        raise TfuavError(f"not a valid .tflite flatbuffer ({type(exc).__name__}: {exc})") from exc
+        raise TfuavError(f"{where}not a valid .tflite flatbuffer "
+                         f"({type(exc).__name__}: {exc})") from exc
+    if not model.subgraphs:
+        raise TfuavError(f"{where}the .tflite model has no subgraph")
+    return model
 
 
 def op_name(model, op):
@@ -99,10 +104,20 @@ def _op_macs(name, op, tensors):
     return 0
 
 
-def tflite_info(model_bytes):
+def _is_constant(model, tensor):
+    if not tensor.buffer or tensor.buffer >= len(model.buffers or []):
+        return False
+    buf = model.buffers[tensor.buffer]
+    return (buf.data is not None and len(buf.data) > 0) or bool(getattr(buf, "offset", 0))
+
+
+def tflite_info(model_bytes, source=None):
     """Summary of a .tflite model (first subgraph): ops in execution order, histogram, tensor
-    types, size, inputs/outputs with quantization, and multiply-accumulate count."""
-    model = load_model(model_bytes)
+    types, size, inputs/outputs with quantization, multiply-accumulate count, and params (the
+    number of elements in constant tensors: weights, biases, other constants).
+
+    source: optional path or name, used only in error messages."""
+    model = load_model(model_bytes, source=source)
     sg = model.subgraphs[0]
     tensors = sg.tensors
     ops = [op_name(model, op) for op in sg.operators or []]
@@ -118,6 +133,7 @@ def tflite_info(model_bytes):
         "inputs": _io(sg, sg.inputs),
         "outputs": _io(sg, sg.outputs),
         "macs": int(macs),
+        "params": int(sum(int(np.prod(_shape(t))) for t in tensors if _is_constant(model, t))),
     }
 
 

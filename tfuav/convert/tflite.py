@@ -4,6 +4,7 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -105,7 +106,8 @@ def to_int8_tflite(model, representative, float_io=False):
     tf_logger.setLevel(logging.ERROR)
     absl_logger.setLevel(logging.ERROR)
     try:
-        with _quiet_stderr() as captured:
+        with _quiet_stderr() as captured, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             try:
                 return bytes(converter.convert())
             except Exception as exc:  # the converter raises ConverterError and friends
