@@ -126,3 +126,25 @@ def test_targets_lists_budgets():
     assert result.returncode == 0
     for name in ("cortex-m7", "cortex-m4", "coral", "rpi"):
         assert name in result.stdout
+
+
+@pytest.mark.slow
+def test_convert_brings_the_vww_keras_model_to_int8(tmp_path):
+    result = tfuav("convert", VWW / "vww_96.h5", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["validation"]["passed"] is True
+    assert report["validation"]["max_abs_diff"] <= 1
+    assert report["params_trainable"] == 216_322
+    # MobileNetV1 0.25 at 96x96: the Keras count and the converted graph's count agree
+    assert report["macs"] == report["keras_macs"]
+    tflite = (tmp_path / "model_int8.tflite").read_bytes()
+    assert len(tflite) == report["int8_size_bytes"]
+
+
+def test_convert_rejects_a_file_that_is_not_a_model(tmp_path):
+    bogus = tmp_path / "weights.h5"
+    bogus.write_bytes(b"\x89HDF garbage")
+    line = error_line(tfuav("convert", bogus, "--out", tmp_path / "o"))
+    assert "weights.h5" in line
+    assert not (tmp_path / "o").exists()

@@ -61,8 +61,8 @@ def convert_keras_file(model_file, out_dir, data_dir=None, float_io=False, echo=
               "timings": timings}
     atomic_write_json(out_dir / "report.json", report)
     if not validation.passed:
-        raise TfuavError(f"int8 model rejected: runtimes differ by {validation.max_abs_diff} LSB "
-                         f"(first divergence {validation.first_divergence}); see {out_dir / 'report.json'}")
+        raise TfuavError(f"int8 model rejected by the cross-runtime check: {validation.summary()}; "
+                         f"see {out_dir / 'report.json'}")
     atomic_write_bytes(out_dir / "model_int8.tflite", tflite)
     echo(f"wrote {out_dir / 'model_int8.tflite'} ({len(tflite):,} bytes); "
          f"TFLM and TFLite reference agree (max {validation.max_abs_diff} LSB)")

@@ -72,10 +72,7 @@ def build(config, target_name, out_dir, resume=False, echo=print):
     from tfuav.report import write_report
     if not validation.passed:
         write_report(out_dir, report)
-        d = validation.first_divergence
-        raise TfuavError(f"int8 model rejected: TFLM differs from the TFLite reference kernels by "
-                         f"{validation.max_abs_diff} LSB (first at input {d['input_index']}, output "
-                         f"{d['output_index']}: reference {d['reference']}, tflm {d['tflm']}); "
+        raise TfuavError(f"int8 model rejected by the cross-runtime check: {validation.summary()}; "
                          f"see {out_dir / 'report.md'}")
     with clock.stage("export"):
         atomic_write_bytes(out_dir / INT8_MODEL, tflite)
