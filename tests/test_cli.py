@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers import VWW_DIR
+
 REPO = Path(__file__).resolve().parents[1]
-VWW = REPO.parent / "shared" / "fixtures" / "mlperf_tiny_vww"
+VWW = VWW_DIR
 
 
 def tfuav(*args, cwd=None):

@@ -1,5 +1,4 @@
 import tfuav  # noqa: F401  (before TensorFlow)
-from collections import Counter
 
 import numpy as np
 import pytest

@@ -1,13 +1,13 @@
 """Keras -> int8 TFLite conversion, flatbuffer inspection and graph checks (small hand-built models)."""
 import tfuav  # noqa: F401  (first: selects Keras 2)
 
-from pathlib import Path
 
 import flatbuffers
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import VWW_DIR, randomize_bn
 from tfuav.convert import (GraphCheckError, assert_graph_ok, check_graph, op_details,
                            tflite_info, to_int8_tflite)
 from tfuav.convert.inspect_tflite import load_model, schema
@@ -16,21 +16,11 @@ from tfuav.errors import TfuavError
 from tfuav.models.layers import ChannelGather
 
 L = tf.keras.layers
-VWW_TFLITE = (Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mlperf_tiny_vww"
-              / "vww_96_int8.tflite")
+VWW_TFLITE = VWW_DIR / "vww_96_int8.tflite"
 
 
 def _rep(shape, n=4, seed=0):
     return np.random.default_rng(seed).uniform(0, 1, (n,) + tuple(shape)).astype(np.float32)
-
-
-def _randomize_bn(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, L.BatchNormalization):
-            n = layer.get_weights()[0].shape
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n),
-                               rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +32,7 @@ def bn_after_concat_model():
     x = L.BatchNormalization(name="bn_after_concat")(x)
     x = L.Conv2D(8, 1)(x)
     model = tf.keras.Model(inp, x)
-    _randomize_bn(model)
+    randomize_bn(model)
     return model
 
 
@@ -80,7 +70,7 @@ def test_float_io_passes_only_with_float_io():
     x = L.ReLU(6.0)(x)
     x = L.Conv2D(4, 1)(x)
     model = tf.keras.Model(inp, x)
-    _randomize_bn(model)
+    randomize_bn(model)
     tfl = to_int8_tflite(model, _rep((16, 16, 3)), float_io=True)
     info = tflite_info(tfl)
     assert info["ops"][0] == "QUANTIZE" and info["ops"][-1] == "DEQUANTIZE"

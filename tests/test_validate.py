@@ -2,30 +2,20 @@
 import tfuav  # noqa: F401  (first: selects Keras 2)
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 
+from helpers import VWW_DIR, randomize_bn
 from tfuav.convert import check_graph, op_details, tflite_info, to_int8_tflite
 from tfuav.models import build_model
 from tfuav.validate import (TflmRunError, ValidationResult, cross_validate, find_arena_size,
                             make_validation_inputs, run_reference, run_tflm)
 
 L = tf.keras.layers
-VWW_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mlperf_tiny_vww"
 VWW_SMALLEST_ARENA = 103_680  # fixture README, tflite-micro wheel on x86-64
-
-
-def _randomize_bn(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, L.BatchNormalization):
-            n = layer.get_weights()[0].shape
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n),
-                               rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +79,7 @@ def test_vww_keras_model_converts_and_cross_validates():
 
 def _convert_zoo_model(name):
     model = build_model(name, (64, 64, 3), 4)  # 64x64: the smallest size its 5 halvings allow
-    _randomize_bn(model)
+    randomize_bn(model)
     rep = np.random.default_rng(0).uniform(0, 1, (4, 64, 64, 3)).astype(np.float32)
     return to_int8_tflite(model, rep), rep
 

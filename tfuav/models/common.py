@@ -17,6 +17,7 @@ def bn_relu6(x, name):
     return layers.ReLU(6.0, name=f"{name}_relu6")(x)
 
 
+STEM_WIDTH = 40
 MIN_INPUT_SIZE = 57  # stem to 16, then four 2x2 pools down to 1
 
 
@@ -52,3 +53,19 @@ def refiner_and_head(x, num_classes):
     x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name="refiner_bn")(x)
     x = layers.GlobalAveragePooling2D(name="head_pool")(x)
     return layers.Dense(num_classes, name="head_fc")(x)
+
+
+def build_classifier(name, input_shape, num_classes, depths, out_widths, block, aggregate_stage):
+    """Stem, then per stage: `depth` blocks, the stage aggregator, pooling + GRN; refiner, head.
+
+    block(x, name) -> x; aggregate_stage(stage_input, blocks_output, channels_out, name) -> x.
+    """
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = stem(inputs, STEM_WIDTH)
+    for s, (depth, c_out) in enumerate(zip(depths, out_widths), start=1):
+        y = x
+        for b in range(depth):
+            y = block(y, f"stage{s}_block{b}")
+        x = aggregate_stage(x, y, c_out, f"stage{s}_agg")
+        x = downsample(x, average=(s == len(depths)), name=f"stage{s}_down")
+    return keras.Model(inputs, refiner_and_head(x, num_classes), name=name)

@@ -1,7 +1,7 @@
 """GlimmerNet: grouped dilated depthwise convolutions for UAV emergency classification."""
 import tensorflow as tf
 
-from tfuav.models.common import aggregate, bn_relu6, downsample, refiner_and_head, stem
+from tfuav.models.common import aggregate, bn_relu6, build_classifier
 from tfuav.models.layers import (ChannelGather, ChannelSplit, DilatedDepthwiseConv2D,
                                  shuffle_permutation)
 from tfuav.models.registry import register
@@ -9,7 +9,6 @@ from tfuav.models.registry import register
 keras = tf.keras
 layers = keras.layers
 
-WIDTHS = (40, 80, 160, 240)
 OUT_WIDTHS = (80, 160, 240, 240)
 DEPTHS = (4, 4, 4, 1)
 DILATIONS = (1, 2, 2, 3)
@@ -49,13 +48,5 @@ def aggregator(stage_input, blocks_output, channels_out, name):
 @register("glimmernet", default_input_shape=(224, 224, 3), default_num_classes=4,
           description="GlimmerNet: grouped dilated depthwise blocks (AIDER emergency classes)")
 def build_glimmernet(input_shape, num_classes):
-    inputs = keras.Input(shape=input_shape, name="image")
-    x = stem(inputs, WIDTHS[0])
-    for s, (depth, c_out) in enumerate(zip(DEPTHS, OUT_WIDTHS), start=1):
-        y = x
-        for b in range(depth):
-            y = gd_block(y, f"stage{s}_block{b}")
-        x = aggregator(x, y, c_out, f"stage{s}_agg")
-        x = downsample(x, average=(s == len(DEPTHS)), name=f"stage{s}_down")
-    outputs = refiner_and_head(x, num_classes)
-    return keras.Model(inputs, outputs, name="glimmernet")
+    return build_classifier("glimmernet", input_shape, num_classes, DEPTHS, OUT_WIDTHS,
+                            gd_block, aggregator)
