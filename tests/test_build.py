@@ -3,18 +3,15 @@ import json
 
 import pytest
 
-from tfuav.config import load_config
+from tfuav.config import CONFIG_DIR, load_config
 from tfuav.pipeline import build
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("build")
-    config = load_config(overrides={
-        "data": {"image_size": 64, "synthetic_per_class": 100},
-        "model": {"name": "glimmernet"},
-        "train": {"epochs": 12},
-    })
+    # exactly what `tfuav build --target cortex-m7` runs
+    config = load_config(CONFIG_DIR / "default.yaml")
     report = build(config, "cortex-m7", out, echo=lambda *_: None)
     return out, report
 
