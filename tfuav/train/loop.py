@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -96,26 +97,53 @@ def compile_model(model, cfg):
     return model
 
 
-def _verbose(progress):
-    if not progress:
-        return 0
-    return 1 if sys.stdout.isatty() else 2
+class _BatchBar(keras.callbacks.Callback):
+    """A progress bar over the batches of one epoch (shown on a terminal only)."""
+
+    def __init__(self, title):
+        super().__init__()
+        self.title = title
+        self.bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from tqdm import tqdm
+        self.bar = tqdm(total=self.params.get("steps"), desc=self.title, leave=False,
+                        disable=not sys.stderr.isatty(), unit="batch")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        if logs and "loss" in logs:
+            self.bar.set_postfix(loss=f"{logs['loss']:.3f}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.close()
 
 
-def _run_epochs(model, dataset, cfg, start, end, augmenter, verbose, callbacks, after_epoch=None):
+def _epoch_line(entry, end, seconds):
+    parts = [f"epoch {entry['epoch']}/{end}", f"lr {entry['lr']:.2e}"]
+    parts += [f"{key} {entry[key]:.4f}" for key in ("loss", "accuracy", "val_loss", "val_accuracy")
+              if entry[key] is not None]
+    return "  ".join(parts) + f"  ({seconds:.0f}s)"
+
+
+def _run_epochs(model, dataset, cfg, start, end, augmenter, progress, callbacks, after_epoch=None):
     history = []
     val = _val_dataset(dataset, cfg)
     train = dataset.splits["train"]
     for epoch in range(start, end):
         lr = lr_for_epoch(epoch, cfg)
         model.optimizer.learning_rate.assign(lr)
+        started = time.perf_counter()
+        bar = [_BatchBar(f"epoch {epoch + 1}/{end}")] if progress else []
         logs = model.fit(_train_dataset(train, cfg, epoch, augmenter), validation_data=val,
-                         initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
-                         callbacks=list(callbacks)).history
+                         initial_epoch=epoch, epochs=epoch + 1, verbose=0,
+                         callbacks=bar + list(callbacks)).history
         entry = {"epoch": epoch + 1, "lr": float(lr)}
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             entry[key] = float(logs[key][-1]) if key in logs else None
         history.append(entry)
+        if progress:
+            print(_epoch_line(entry, end, time.perf_counter() - started), flush=True)
         if after_epoch is not None:
             after_epoch(epoch + 1, entry)
     return history
@@ -127,7 +155,7 @@ def fit_model(model, dataset, cfg, epochs, callbacks=(), augment=True, progress=
     if model.optimizer is None or not getattr(model, "_is_compiled", False):
         compile_model(model, cfg)
     augmenter = _make_augmenter(dataset.splits["train"].images.shape[1], cfg.seed) if augment else None
-    return _run_epochs(model, dataset, cfg, 0, epochs, augmenter, _verbose(progress), callbacks)
+    return _run_epochs(model, dataset, cfg, 0, epochs, augmenter, progress, callbacks)
 
 
 def save_model(model, path):
@@ -201,7 +229,7 @@ def train_model(model_name, dataset, cfg, out_dir, image_size, resume=False, aug
         os.replace(tmp, history_file)
 
     augmenter = _make_augmenter(image_size, cfg.seed) if augment else None
-    run = _run_epochs(model, dataset, cfg, start, cfg.epochs, augmenter, _verbose(progress),
+    run = _run_epochs(model, dataset, cfg, start, cfg.epochs, augmenter, progress,
                       callbacks, after_epoch)
     if tf.io.gfile.exists(best_prefix + ".index"):
         best.read(best_prefix).assert_existing_objects_matched()
