@@ -68,7 +68,7 @@ def build(config, target_name, out_dir, resume=False, echo=print):
         metrics = {"float": evaluate_keras(model, test, dataset.class_names),
                    "int8": evaluate_tflite(tflite, test, dataset.class_names)}
 
-    report = build_report(config, target, model, tflite, info, metrics, validation, clock, out_dir)
+    report = build_report(config, target, model, tflite, info, metrics, validation, clock)
     from tfuav.report import write_report
     if not validation.passed:
         write_report(out_dir, report)
@@ -137,11 +137,10 @@ def dequantize(q, detail):
     return (q.astype(np.float32) - zero_point) * scale
 
 
-def build_report(config, target, model, tflite, info, metrics, validation, clock, out_dir):
+def build_report(config, target, model, tflite, info, metrics, validation, clock):
     from tfuav.compress import sparsity_report
     from tfuav.models.stats import count_params, thop_flops
     params = count_params(model)
-    float_path = out_dir / "model.keras"
     return {
         "model": config.model.name,
         "target": target.name,
@@ -150,7 +149,7 @@ def build_report(config, target, model, tflite, info, metrics, validation, clock
         "params_total": params["params_total"],
         "macs": info["macs"],
         "thop_flops": thop_flops(model),
-        "float_size_bytes": float_path.stat().st_size if float_path.exists() else None,
+        "float_size_bytes": 4 * params["params_total"],  # float32 weights
         "int8_size_bytes": len(tflite),
         "ops": info["ops"],
         "op_histogram": info["op_histogram"],

@@ -29,7 +29,7 @@ def render_markdown(r):
     for key, label in (("params_trainable", "trainable parameters"), ("params_total", "total parameters"),
                        ("macs", "MACs per inference (deployed graph)"),
                        ("thop_flops", "FLOPs, paper convention (thop, all convolutions counted)"),
-                       ("float_size_bytes", "float Keras model size (bytes)"),
+                       ("float_size_bytes", "float32 weights (bytes)"),
                        ("int8_size_bytes", "int8 .tflite size (bytes)"), ("sparsity", "weight sparsity")):
         if key in r:
             lines.append(f"| {label} | {_fmt(r[key])} |")
