@@ -110,31 +110,17 @@ def evaluate_tflite(tflite, split, class_names):
 
     from tfuav.data import preprocess
     from tfuav.eval import classification_metrics
+    from tfuav.quantization import dequantize, quantize
     interp = litert.Interpreter(model_content=tflite)
     interp.allocate_tensors()
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
     x = preprocess(split.images)
     logits = []
     for image in x:
-        interp.set_tensor(inp["index"], quantize(image[None], inp))
+        interp.set_tensor(inp["index"], quantize(image[None], *inp["quantization"], inp["dtype"]))
         interp.invoke()
-        logits.append(dequantize(interp.get_tensor(out["index"]), out)[0])
+        logits.append(dequantize(interp.get_tensor(out["index"]), *out["quantization"])[0])
     return classification_metrics(split.labels, np.stack(logits), class_names)
-
-
-def quantize(x, detail):
-    scale, zero_point = detail["quantization"]
-    if detail["dtype"] == np.float32 or scale == 0:
-        return x.astype(detail["dtype"])
-    info = np.iinfo(detail["dtype"])
-    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(detail["dtype"])
-
-
-def dequantize(q, detail):
-    scale, zero_point = detail["quantization"]
-    if detail["dtype"] == np.float32 or scale == 0:
-        return q.astype(np.float32)
-    return (q.astype(np.float32) - zero_point) * scale
 
 
 def build_report(config, target, model, tflite, info, metrics, validation, clock):

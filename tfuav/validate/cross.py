@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from tfuav.convert.inspect_tflite import op_details, tflite_info
+from tfuav.quantization import quantize
 from tfuav.validate.runtimes import TflmRunError, find_arena_size, run_reference, run_tflm
 
 RUNTIMES = ["tflite-reference", "tflm"]
@@ -149,11 +150,5 @@ def make_validation_inputs(model_bytes, real_images_float=None, num_random=4, se
         if images.ndim == len(shape) - 1:
             images = images[None]
         for img in images:
-            img = img.reshape(shape)
-            if np.issubdtype(dtype, np.integer):
-                info = np.iinfo(dtype)
-                q = np.round(img / spec["scale"]) + spec["zero_point"]
-                inputs.append(np.clip(q, info.min, info.max).astype(dtype))
-            else:
-                inputs.append(img.astype(dtype))
+            inputs.append(quantize(img.reshape(shape), spec["scale"], spec["zero_point"], dtype))
     return inputs
