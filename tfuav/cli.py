@@ -55,7 +55,10 @@ def _choices(kind):
 @click.option("--out", type=click.Path(), help="Build directory; default: runs/<model>-<target>.")
 @click.option("--resume", is_flag=True, help="Continue training from the last checkpoint in --out.")
 @click.option("--strict", is_flag=True, help="Unreadable images are an error instead of a warning.")
-def build(target, model, data, config_file, epochs, out, resume, strict):
+@click.option("--kernels", type=click.Choice(["reference", "cmsis-nn"]), default="reference",
+              show_default=True, help="TFLM kernels the firmware folder builds with by default.")
+@click.option("--force", is_flag=True, help="A model that does not fit the board is a warning, not an error.")
+def build(target, model, data, config_file, epochs, out, resume, strict, kernels, force):
     """Data -> train -> compress -> int8 TFLite -> cross-runtime validation -> report."""
     from tfuav.config import CONFIG_DIR, load_config
     from tfuav.pipeline import build as run_build
@@ -70,7 +73,7 @@ def build(target, model, data, config_file, epochs, out, resume, strict):
         overrides["train"]["epochs"] = epochs
     config = load_config(config_file or CONFIG_DIR / f"{DEFAULT_BUILD_CONFIG}.yaml", overrides)
     out = Path(out or Path("runs") / f"{config.model.name}-{target}")
-    run_build(config, target, out, resume=resume, echo=click.echo)
+    run_build(config, target, out, resume=resume, kernels=kernels, force=force, echo=click.echo)
 
 
 @main.command()
@@ -82,6 +85,29 @@ def convert(model_file, out, data, float_io):
     """Convert a Keras .h5/.keras model to a checked, cross-validated int8 .tflite."""
     from tfuav.byom import convert_keras_file
     convert_keras_file(model_file, Path(out), data_dir=data, float_io=float_io, echo=click.echo)
+
+
+@main.command()
+@click.argument("model_file", type=click.Path())
+@click.option("--target", required=True, callback=_choices("target"), help="Board profile (see `tfuav targets`).")
+@click.option("--out", type=click.Path(), help="Folder that receives firmware/; default: runs/<model>-<target>.")
+@click.option("--name", help="Model name for C symbols and messages; default: the file name.")
+@click.option("--labels", "labels_file", type=click.Path(), help="Text file, one class label per line.")
+@click.option("--kernels", type=click.Choice(["reference", "cmsis-nn"]), default="reference",
+              show_default=True, help="TFLM kernels the firmware folder builds with by default.")
+@click.option("--golden", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Number of golden input/output vectors in the firmware.")
+@click.option("--force", is_flag=True, help="A model that does not fit the board is a warning, not an error.")
+def export(model_file, target, out, name, labels_file, kernels, golden, force):
+    """Package an int8 .tflite for a board: the TFLM firmware folder for Cortex-M targets."""
+    from tfuav.export import export_model_file
+    summary = export_model_file(model_file, target, out, name=name, labels_file=labels_file,
+                                kernels=kernels, golden_count=golden, force=force,
+                                echo=click.echo)
+    fit = summary["fit"]
+    click.echo(f"wrote {summary['folder']}: arena {summary['arena']['arena_bytes']:,} bytes, "
+               f"flash {fit['flash_bytes']:,}/{fit['flash_budget']:,}, "
+               f"RAM {fit['ram_bytes']:,}/{fit['ram_budget']:,} bytes")
 
 
 @main.command()

@@ -9,6 +9,7 @@ from tfuav.errors import TfuavError
 from tfuav.fileio import atomic_write_bytes
 
 INT8_MODEL = "model_int8.tflite"
+GOLDEN_VECTORS = 2  # test images carried into the firmware as golden vectors
 
 
 class StageClock:
@@ -24,9 +25,11 @@ class StageClock:
         self.timings[name] = round(time.perf_counter() - start, 2)
 
 
-def build(config, target_name, out_dir, resume=False, echo=print):
-    """Runs the whole pipeline; returns the report dict. Raises TfuavError on user errors and
-    when the int8 model fails a graph check or the cross-runtime gate."""
+def build(config, target_name, out_dir, resume=False, kernels="reference", force=False,
+          echo=print):
+    """Runs the whole pipeline; returns the report dict. Raises TfuavError on user errors, when
+    the int8 model fails a graph check or the cross-runtime gate, and (for a Cortex-M target)
+    when it uses an op the board's runtime lacks or does not fit the board (unless force)."""
     from tfuav.data import load_dataset, preprocess
     from tfuav.targets import load_target
 
@@ -75,10 +78,23 @@ def build(config, target_name, out_dir, resume=False, echo=print):
         raise TfuavError(f"int8 model rejected by the cross-runtime check: {validation.summary()}; "
                          f"see {out_dir / 'report.md'}")
     with clock.stage("export"):
+        if target.family == "cortex-m":
+            from tfuav.export.tflm import export_tflm
+            try:
+                report["firmware"] = export_tflm(
+                    tflite, target, out_dir, name=config.model.name, labels=dataset.class_names,
+                    golden_images=preprocess(test.images[:GOLDEN_VECTORS]), kernels=kernels,
+                    force=force, echo=echo)
+            except TfuavError:
+                write_report(out_dir, report)
+                raise
         atomic_write_bytes(out_dir / INT8_MODEL, tflite)
     report["timings"] = clock.timings
     write_report(out_dir, report)
     echo(f"wrote {out_dir / INT8_MODEL} ({len(tflite):,} bytes) and {out_dir / 'report.md'}")
+    if "firmware" in report:
+        echo(f"wrote {report['firmware']['folder']} (arena "
+             f"{report['firmware']['arena']['arena_bytes']:,} bytes)")
     return report
 
 

@@ -4,6 +4,7 @@ TFLM runs in a child Python process: its wrapper can crash (SIGSEGV) instead of 
 when the arena is too small, and a crash there must not take the caller down with it.
 """
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -122,6 +123,36 @@ def _run_child(model_bytes, inputs, arena_size, n_outputs, timeout=600):
         data = np.load(os.path.join(work, "out.npz"))
         return [_merge([data[f"y{k}_{j}"] for j in range(n_outputs)])
                 for k in range(len(inputs))], None
+
+
+_RECORD_CHILD = """
+import sys
+from tflite_micro.python.tflite_micro import runtime
+model = open(sys.argv[1], 'rb').read()
+interp = runtime.Interpreter.from_bytes(model, arena_size=int(sys.argv[2]))
+interp.print_allocations()
+"""
+_RECORD_RE = re.compile(r"Arena allocation total (\d+) bytes")
+
+
+def recorded_arena_size(model_bytes, arena_size=MAX_ARENA // 16):
+    """Arena bytes TFLM's recording allocator reports after allocating the model's tensors
+    (head: planned activations and scratch buffers, tail: persistent data)."""
+    with tempfile.TemporaryDirectory(prefix="tfuav_tflm_") as work:
+        path = os.path.join(work, "model.tflite")
+        with open(path, "wb") as f:
+            f.write(bytes(model_bytes))
+        try:
+            proc = subprocess.run([sys.executable, "-c", _RECORD_CHILD, path, str(int(arena_size))],
+                                  capture_output=True, text=True, timeout=300,
+                                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        except subprocess.TimeoutExpired:
+            raise TflmRunError("TFLM allocation timed out after 300 s") from None
+    found = _RECORD_RE.search(proc.stdout + proc.stderr)
+    if proc.returncode != 0 or not found:
+        raise TflmRunError(f"TFLM could not allocate the model in a {arena_size:,}-byte arena: "
+                           + _describe_exit(proc.returncode, proc.stderr))
+    return int(found.group(1))
 
 
 def _probe(model_bytes, arena_size, spec, n_outputs):

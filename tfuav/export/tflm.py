@@ -1,0 +1,276 @@
+"""The TFLM firmware folder for a Cortex-M target: model bytes as a C array, the op resolver,
+the model's configuration, golden vectors, the benchmark harness, build files and the platform
+layer (startup, linker scripts, port). Everything is checked before it is written: ops against
+the runtime's op set, the arena by re-running TFLM with exactly the exported size, the golden
+outputs against the TFLite reference kernels, and the fit against the board's budgets."""
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tfuav.convert.inspect_tflite import tflite_info
+from tfuav.errors import TfuavError
+from tfuav.export.csource import byte_lines, c_identifier, c_string
+from tfuav.export.fit import FitError, fit_check
+from tfuav.export.opcheck import assert_ops_supported
+
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent.parent / "firmware_export"
+TEMPLATE_DIR = FIRMWARE_DIR / "tflm"
+PLATFORM_DIR = FIRMWARE_DIR / "platform"
+PLATFORM_SOURCES = ("startup_cortex_m.c", "port.h", "port_semihosting.c", "port_uart_template.c")
+KERNELS = ("reference", "cmsis-nn")
+DEFAULT_BENCH_RUNS = 10
+ARENA_ALIGN = 16
+
+
+def arena_plan(model_bytes, runtime):
+    """Arena for the firmware: TFLM's recording allocator on the host for these exact bytes,
+    plus the runtime's fixed margin and the largest CMSIS-NN scratch buffer the model's ops ask
+    for (the host wheel runs reference kernels, which need none), rounded up to 16 bytes."""
+    from tfuav.export.scratch import largest_cmsis_nn_scratch
+    from tfuav.validate import recorded_arena_size
+    recorded = recorded_arena_size(model_bytes)
+    scratch = largest_cmsis_nn_scratch(model_bytes)
+    total = recorded + runtime.arena_margin_bytes + scratch
+    total = -(-total // ARENA_ALIGN) * ARENA_ALIGN
+    return {"recorded_bytes": recorded, "margin_bytes": runtime.arena_margin_bytes,
+            "cmsis_nn_scratch_bytes": scratch, "arena_bytes": total}
+
+
+def export_tflm(model_bytes, target, out_dir, name, labels=None, golden_images=None,
+                golden_count=1, kernels="reference", force=False, echo=print):
+    """Checks the model against `target` and writes <out_dir>/firmware/. Returns the summary
+    that is also written as firmware/firmware.json. Raises TfuavError (UnsupportedOpError,
+    FitError, ...) before anything is written if a check fails."""
+    from tfuav.export.golden import golden_inputs
+    from tfuav.targets import load_runtime
+    from tfuav.validate import compare_outputs, run_reference, run_tflm
+
+    if target.family != "cortex-m":
+        raise TfuavError(f"the TFLM firmware folder is for Cortex-M targets; {target.name} is "
+                         f"a {target.family} target")
+    if kernels not in KERNELS:
+        raise TfuavError(f"unknown kernels {kernels!r} (choose from: {', '.join(KERNELS)})")
+    model_bytes = bytes(model_bytes)
+    runtime = load_runtime(target.runtime)
+    info = tflite_info(model_bytes)
+    if len(info["inputs"]) != 1:
+        raise TfuavError(f"the firmware harness feeds one input tensor; the model has "
+                         f"{len(info['inputs'])}")
+    assert_ops_supported(model_bytes, runtime, target.name)
+
+    echo("  measuring the TFLM arena (recording allocator)")
+    arena = arena_plan(model_bytes, runtime)
+    in_spec = info["inputs"][0]
+    io_bytes = _tensor_bytes(in_spec) + sum(_tensor_bytes(o) for o in info["outputs"])
+    fit = fit_check(len(model_bytes), arena["arena_bytes"], io_bytes, target, runtime, kernels)
+    if not fit.fits:
+        if not force:
+            raise FitError(fit.message())
+        echo(f"  warning (--force): {fit.message()}")
+
+    echo(f"  proving the {arena['arena_bytes']:,}-byte arena: TFLM runs the golden inputs")
+    inputs = golden_inputs(model_bytes, golden_count, images_float=golden_images)
+    outputs = run_tflm(model_bytes, inputs, arena_size=arena["arena_bytes"])
+    agreement = compare_outputs(model_bytes, run_reference(model_bytes, inputs), outputs)
+    if not agreement.passed:
+        raise TfuavError(f"golden outputs: TFLM and the TFLite reference kernels disagree "
+                         f"({agreement.summary()})")
+
+    ident = c_identifier(name)
+    labels = list(labels) if labels else _default_labels(info)
+    classes = _default_labels(info)
+    if len(labels) != len(classes):
+        raise TfuavError(f"{len(labels)} labels given, the model's first output has "
+                         f"{len(classes)} classes")
+    summary = {
+        "model": name,
+        "target": target.name,
+        "chip": target.chip,
+        "kernels": kernels,
+        "model_bytes": len(model_bytes),
+        "ops": sorted(set(info["ops"])),
+        "arena": arena,
+        "fit": fit.to_dict(),
+        "golden": {"count": len(inputs), "tflm_vs_reference": agreement.to_dict()},
+        "input": in_spec,
+        "outputs": info["outputs"],
+        "labels": labels,
+    }
+    files = {
+        "model_data.h": _model_data_h(ident),
+        "model_data.cc": _model_data_cc(ident, model_bytes),
+        "model_ops.h": _model_ops_h(info["ops"], runtime),
+        "model_config.h": _model_config_h(ident, name, target, arena, in_spec,
+                                          info["outputs"], labels),
+        "golden_data.h": _golden_data_h(len(inputs)),
+        "golden_data.cc": _golden_data_cc(inputs, outputs),
+        "firmware.json": json.dumps(summary, indent=2, default=_plain) + "\n",
+    }
+    values = {
+        "MODEL": name, "TARGET": target.name, "CHIP": target.chip,
+        "CPU_FLAGS": " ".join(target.cpu_flags), "TFLM_ARCH": target.tflm_arch,
+        "LINKER_SCRIPT": f"{target.linker_script}.ld", "QEMU_MACHINE": target.qemu_machine,
+        "QEMU_LINKER_SCRIPT": f"{target.qemu_linker_script}.ld",
+        "CMSIS_NN": "1" if kernels == "cmsis-nn" else "0", "CLOCK_MHZ": str(target.clock_mhz),
+        "ARENA_BYTES": f"{arena['arena_bytes']:,}", "MODEL_BYTES": f"{len(model_bytes):,}",
+    }
+    for template in sorted(TEMPLATE_DIR.iterdir()):
+        if template.is_file():
+            text = template.read_text()
+            if template.suffix == ".in":
+                text = _render(template, text, values)
+            files[template.name.removesuffix(".in")] = text
+    for source in PLATFORM_SOURCES + (values["LINKER_SCRIPT"], values["QEMU_LINKER_SCRIPT"]):
+        files[source] = (PLATFORM_DIR / source).read_text()
+
+    folder = Path(out_dir) / "firmware"
+    _write_folder(folder, files)
+    summary["folder"] = str(folder)
+    return summary
+
+
+def _tensor_bytes(spec):
+    return int(np.prod(spec["shape"])) * np.dtype(spec["dtype"]).itemsize
+
+
+def _default_labels(info):
+    n = int(info["outputs"][0]["shape"][-1]) if info["outputs"][0]["shape"] else 1
+    return [f"class_{k}" for k in range(n)]
+
+
+def _plain(value):
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def _render(template, text, values):
+    def sub(match):
+        key = match.group(1)
+        if key not in values:
+            raise TfuavError(f"{template}: unknown placeholder @{key}@")
+        return values[key]
+    return re.sub(r"@([A-Z_]+)@", sub, text)
+
+
+def _write_folder(folder, files):
+    """Write all files into a temporary sibling folder, then swap it in: an interrupted export
+    never leaves a half-written firmware folder under the real name."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        for rel, text in files.items():
+            (tmp / rel).write_text(text)
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+        tmp.rename(folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# --- generated sources ------------------------------------------------------------------
+
+_HEADER = "// Generated by tfuav. Do not edit: re-run `tfuav export` instead.\n"
+
+
+def _model_data_h(ident):
+    guard = f"TFUAV_{ident.upper()}_MODEL_DATA_H_"
+    return (f"{_HEADER}#ifndef {guard}\n#define {guard}\n\n"
+            f"extern const unsigned char g_{ident}_model_data[];\n"
+            f"extern const unsigned int g_{ident}_model_data_size;\n\n#endif  // {guard}\n")
+
+
+def _model_data_cc(ident, model_bytes):
+    return (f"{_HEADER}#include \"model_data.h\"\n\n"
+            f"// The exact .tflite flatbuffer, 16-byte aligned as TFLM requires.\n"
+            f"alignas(16) const unsigned char g_{ident}_model_data[] = {{\n"
+            f"{byte_lines(model_bytes)}\n}};\n"
+            f"const unsigned int g_{ident}_model_data_size = {len(model_bytes)};\n")
+
+
+def _model_ops_h(ops, runtime):
+    used = sorted(set(ops))
+    calls = "\n".join(f"  if (resolver.{runtime.ops[op]}() != kTfLiteOk) return kTfLiteError;"
+                      for op in used)
+    return (f"{_HEADER}#ifndef TFUAV_MODEL_OPS_H_\n#define TFUAV_MODEL_OPS_H_\n\n"
+            "#include \"tensorflow/lite/micro/micro_mutable_op_resolver.h\"\n\n"
+            f"// The {len(used)} ops the model uses ({', '.join(used)}), each registered once.\n"
+            f"constexpr int kModelOpCount = {len(used)};\n"
+            "using ModelOpResolver = tflite::MicroMutableOpResolver<kModelOpCount>;\n\n"
+            "inline TfLiteStatus RegisterModelOps(ModelOpResolver& resolver) {\n"
+            f"{calls}\n  return kTfLiteOk;\n}}\n\n#endif  // TFUAV_MODEL_OPS_H_\n")
+
+
+def _c_dims(name, shape):
+    dims = ", ".join(str(int(d)) for d in shape)
+    return f"static const int {name}[{max(len(shape), 1)}] = {{{dims or 0}}};\n"
+
+
+def _quant_lines(prefix, spec):
+    scale = spec["scale"] if spec["scale"] is not None else 0.0
+    zp = spec["zero_point"] if spec["zero_point"] is not None else 0
+    return (f"#define {prefix}_TYPE {c_string(spec['dtype'])}\n"
+            f"#define {prefix}_SCALE {scale:.9g}f\n"
+            f"#define {prefix}_ZERO_POINT {zp}\n")
+
+
+def _model_config_h(ident, name, target, arena, in_spec, outputs, labels):
+    out_bytes = sum(_tensor_bytes(o) for o in outputs)
+    label_list = ", ".join(c_string(label) for label in labels)
+    text = [_HEADER, "#ifndef TFUAV_MODEL_CONFIG_H_\n#define TFUAV_MODEL_CONFIG_H_\n\n",
+            f"#define MODEL_NAME {c_string(name)}\n",
+            f"#define MODEL_TARGET {c_string(target.name)}\n",
+            f"#define MODEL_DATA g_{ident}_model_data\n",
+            f"#define MODEL_DATA_SIZE g_{ident}_model_data_size\n",
+            f"#define MODEL_CLOCK_MHZ {int(target.clock_mhz)}\n\n",
+            f"// Tensor arena: {arena['recorded_bytes']} bytes measured by TFLM's recording\n"
+            f"// allocator on the host for these exact model bytes, + {arena['margin_bytes']}"
+            f" bytes fixed margin\n// + {arena['cmsis_nn_scratch_bytes']} bytes for the largest "
+            "CMSIS-NN scratch buffer, rounded up to 16.\n",
+            f"#define MODEL_ARENA_BYTES {arena['arena_bytes']}\n",
+            f"#define MODEL_ARENA_MEASURED_BYTES {arena['recorded_bytes']}\n\n",
+            f"#define MODEL_INPUT_BYTES {_tensor_bytes(in_spec)}\n",
+            f"#define MODEL_INPUT_DIMS {len(in_spec['shape'])}\n",
+            _c_dims("kModelInputDims", in_spec["shape"]),
+            _quant_lines("MODEL_INPUT", in_spec), "\n",
+            f"// {len(outputs)} output tensor(s); golden outputs are their bytes concatenated.\n",
+            f"#define MODEL_OUTPUT_COUNT {len(outputs)}\n",
+            f"#define MODEL_OUTPUT_BYTES {out_bytes}\n",
+            f"#define MODEL_OUTPUT_DIMS {len(outputs[0]['shape'])}\n",
+            _c_dims("kModelOutputDims", outputs[0]["shape"]),
+            _quant_lines("MODEL_OUTPUT", outputs[0]), "\n",
+            f"#define MODEL_LABEL_COUNT {len(labels)}\n",
+            f"static const char *const kModelLabels[{max(len(labels), 1)}] = {{{label_list}}};\n\n",
+            "#ifndef MODEL_BENCH_RUNS\n",
+            f"#define MODEL_BENCH_RUNS {DEFAULT_BENCH_RUNS}\n#endif\n\n",
+            "#endif  // TFUAV_MODEL_CONFIG_H_\n"]
+    return "".join(text)
+
+
+def _golden_data_h(count):
+    return (f"{_HEADER}#ifndef TFUAV_GOLDEN_DATA_H_\n#define TFUAV_GOLDEN_DATA_H_\n\n"
+            "#include \"model_config.h\"\n\n"
+            "// Real inputs and the output bytes TFLM produced for them on the host.\n"
+            f"#define GOLDEN_COUNT {count}\n"
+            "extern const unsigned char g_golden_input[GOLDEN_COUNT][MODEL_INPUT_BYTES];\n"
+            "extern const unsigned char g_golden_output[GOLDEN_COUNT][MODEL_OUTPUT_BYTES];\n\n"
+            "#endif  // TFUAV_GOLDEN_DATA_H_\n")
+
+
+def _golden_data_cc(inputs, outputs):
+    def table(name, arrays, size):
+        rows = ",\n".join("  {\n" + byte_lines(np.ascontiguousarray(a).tobytes()) + "\n  }"
+                          for a in arrays)
+        return (f"alignas(16) const unsigned char {name}[GOLDEN_COUNT][{size}] = {{\n"
+                f"{rows}\n}};\n")
+    return (f"{_HEADER}#include \"golden_data.h\"\n\n"
+            + table("g_golden_input", inputs, "MODEL_INPUT_BYTES") + "\n"
+            + table("g_golden_output", outputs, "MODEL_OUTPUT_BYTES"))
