@@ -1,4 +1,7 @@
 """Shared test helpers."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +11,34 @@ import tensorflow as tf
 
 # Real models nobody here trained (MLPerf Tiny visual wake words), beside the repository.
 VWW_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "mlperf_tiny_vww"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, cwd=None):
+    """Run the `tfuav` command in a child process."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "tfuav", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd or REPO, env=env, timeout=600)
+
+
+def error_line(result):
+    """The one 'error:' line of a failed command (exit status 2, no traceback)."""
+    lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(lines) == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def convert_zoo_model(name, size=64):
+    """A registered model with random weights and non-trivial BatchNorm, as int8 TFLite;
+    returns (tflite bytes, the float representative images)."""
+    from tfuav.convert import to_int8_tflite
+    from tfuav.models import build_model
+    model = build_model(name, (size, size, 3), 4)
+    randomize_bn(model)
+    rep = np.random.default_rng(0).uniform(0, 1, (4, size, size, 3)).astype(np.float32)
+    return to_int8_tflite(model, rep), rep
 
 
 def randomize_bn(model, seed=0):

@@ -8,9 +8,8 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert import interpreter as litert
 
-from helpers import VWW_DIR, randomize_bn
+from helpers import VWW_DIR, convert_zoo_model
 from tfuav.convert import check_graph, op_details, tflite_info, to_int8_tflite
-from tfuav.models import build_model
 from tfuav.validate import (TflmRunError, ValidationResult, cross_validate, find_arena_size,
                             make_validation_inputs, run_reference, run_tflm)
 
@@ -77,17 +76,10 @@ def test_vww_keras_model_converts_and_cross_validates():
     assert result.passed and result.max_abs_diff == 0
 
 
-def _convert_zoo_model(name):
-    model = build_model(name, (64, 64, 3), 4)  # 64x64: the smallest size its 5 halvings allow
-    randomize_bn(model)
-    rep = np.random.default_rng(0).uniform(0, 1, (4, 64, 64, 3)).astype(np.float32)
-    return to_int8_tflite(model, rep), rep
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["glimmernet", "takunet"])
 def test_zoo_model_converts_checks_and_cross_validates(name):
-    tfl, rep = _convert_zoo_model(name)
+    tfl, rep = convert_zoo_model(name)
     info = tflite_info(tfl)
     assert check_graph(tfl) == []
     assert "SPACE_TO_BATCH_ND" not in info["ops"] and "BATCH_TO_SPACE_ND" not in info["ops"]

@@ -15,6 +15,8 @@
  *     defining e.g. `void IRQ37_Handler(void) { ... }`.  Build with
  *     -DTFUAV_NO_DEFAULT_IRQ_TABLE and provide your own array in
  *     __attribute__((section(".isr_vector.irqs"))) to use vendor handler names;
+ *   - Default_Handler (all weak handlers alias it): calls the weak hook
+ *     tfuav_unhandled_exception(exception number), then spins;
  *   - Reset_Handler: FPU enable (when built with __ARM_FP), VTOR set, weak
  *     tfuav_system_init() hook, .data copy, .bss zero, C++ constructors through
  *     newlib's __libc_init_array(), main(), weak tfuav_main_returned(rc) hook, then
@@ -27,6 +29,10 @@
  *   __bss_start__, __bss_end__.
  */
 #include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" { /* also builds when a harness compiles every file with g++ */
+#endif
 
 #ifndef TFUAV_NUM_IRQS
 #define TFUAV_NUM_IRQS 160 /* rounded up to a multiple of 10; STM32H743 has 150 */
@@ -55,6 +61,7 @@ extern void __libc_init_array(void);
 /* ---- hooks (weak, the user or the port may override) ------------------------ */
 void tfuav_system_init(void);
 void tfuav_main_returned(int code);
+void tfuav_unhandled_exception(uint32_t exception_number);
 
 /* Called from Reset_Handler after the FPU is enabled but BEFORE .data/.bss are
  * initialised: do clock / cache / memory-controller set-up here, without touching
@@ -84,9 +91,21 @@ __attribute__((weak)) void _fini(void)
 void Reset_Handler(void);
 void Default_Handler(void);
 
-/* Default handler: spin so a debugger shows where we are. */
+/* Called by Default_Handler with the exception number (IPSR: 2 NMI, 3 HardFault,
+ * 4 MemManage, 5 BusFault, 6 UsageFault, 11 SVC, 14 PendSV, 15 SysTick, 16+n IRQn)
+ * of any exception nobody handles.  Default: returns, and Default_Handler spins so a
+ * debugger shows where we are.  The semihosting port overrides it to report the
+ * exception and end the QEMU run with status 128 + number. */
+__attribute__((weak)) void tfuav_unhandled_exception(uint32_t exception_number)
+{
+    (void)exception_number;
+}
+
 void Default_Handler(void)
 {
+    uint32_t ipsr;
+    __asm__ volatile("mrs %0, ipsr" : "=r"(ipsr));
+    tfuav_unhandled_exception(ipsr & 0x1FFu);
     for (;;) {
     }
 }
@@ -288,3 +307,7 @@ __attribute__((noreturn, used)) TFUAV_NO_LIBCALLS void Reset_Handler(void)
     for (;;) {
     }
 }
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif

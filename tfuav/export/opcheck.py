@@ -47,10 +47,15 @@ def _dilated(op):
     return o is not None and (getattr(o, "dilationHFactor", 1) > 1 or getattr(o, "dilationWFactor", 1) > 1)
 
 
+def _int16_input(sg, op):
+    return type_name(sg.tensors[op.inputs[0]]) == "int16"
+
+
 # constraint name in configs/runtimes/*.yaml -> test that an op violates it
 CONSTRAINT_TESTS = {
-    "no_groups": lambda sg, op: _grouped_conv(sg, op),
-    "no_dilation": lambda sg, op: _dilated(op),
+    "grouped": lambda sg, op: _grouped_conv(sg, op),
+    "grouped_int16": lambda sg, op: _grouped_conv(sg, op) and _int16_input(sg, op),
+    "dilated": lambda sg, op: _dilated(op),
 }
 
 
@@ -58,7 +63,6 @@ def unsupported_ops(model_bytes, runtime):
     """List of {index, op, layer, problem} for every op the runtime cannot run (empty: all fine)."""
     model = load_model(model_bytes)
     sg = model.subgraphs[0]
-    allowed_types = set(runtime.activation_types) | AUXILIARY_TYPES
     found = []
     for i, op in enumerate(sg.operators or []):
         name = op_name(model, op)
@@ -72,11 +76,13 @@ def unsupported_ops(model_bytes, runtime):
             problem(f"not in the {runtime.name} op set (configs/runtimes/{runtime.name}.yaml)")
             continue
         if name not in CONVERSION_OPS:
+            types = runtime.ops[name]["types"]
             ins = [int(t) for t in (op.inputs if op.inputs is not None else []) if t >= 0]
-            bad = sorted({type_name(sg.tensors[t]) for t in ins + outs} - allowed_types)
+            bad = sorted({type_name(sg.tensors[t]) for t in ins + outs}
+                         - set(types) - AUXILIARY_TYPES)
             if bad:
-                problem(f"{'/'.join(bad)} tensors; {runtime.name} runs "
-                        f"{'/'.join(runtime.activation_types)} activations here")
+                problem(f"{'/'.join(bad)} tensors; {runtime.name} runs this op in "
+                        f"{'/'.join(types)} only")
                 continue
         for check, reason in (runtime.constraints.get(name) or {}).items():
             if check not in CONSTRAINT_TESTS:

@@ -12,17 +12,23 @@ def _shape(sg, index):
 
 
 def op_scratch_bytes(name, sg, op):
-    if name == "CONV_2D":            # im2col of one output pixel pair, as int16
-        _, kh, kw, depth = _shape(sg, op.inputs[1])
-        return 2 * depth * kh * kw * INT16
+    if name == "CONV_2D":            # im2col of two output pixels as int16, input depth
+        in_depth = _shape(sg, op.inputs[0])[-1]
+        _, kh, kw, _ = _shape(sg, op.inputs[1])
+        return 2 * _align4(kh * kw * in_depth) * INT16
     if name == "DEPTHWISE_CONV_2D":  # the generic optimised path buffers one window as int16
         in_depth = _shape(sg, op.inputs[0])[-1]
         _, kh, kw, _ = _shape(sg, op.inputs[1])
         return in_depth * kh * kw * INT16
-    if name == "AVERAGE_POOL_2D":    # one output row of int32 sums
-        _, _, out_w, depth = _shape(sg, op.outputs[0])
-        return out_w * depth * INT32
+    if name == "AVERAGE_POOL_2D":    # int32 sums over the channels
+        return _shape(sg, op.outputs[0])[-1] * INT32
+    if name == "FULLY_CONNECTED":    # per-tensor requantization table when run as a 1x1 conv
+        return 2 * _shape(sg, op.outputs[0])[-1] * INT32
     return 0
+
+
+def _align4(n):
+    return -(-n // 4) * 4
 
 
 def largest_cmsis_nn_scratch(model_bytes):

@@ -20,7 +20,8 @@ from tfuav.export.opcheck import assert_ops_supported
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent.parent / "firmware_export"
 TEMPLATE_DIR = FIRMWARE_DIR / "tflm"
 PLATFORM_DIR = FIRMWARE_DIR / "platform"
-PLATFORM_SOURCES = ("startup_cortex_m.c", "port.h", "port_semihosting.c", "port_uart_template.c")
+PLATFORM_SOURCES = ("startup_cortex_m.c", "cycles.c", "port.h", "port_semihosting.c",
+                    "port_uart_template.c")
 KERNELS = ("reference", "cmsis-nn")
 DEFAULT_BENCH_RUNS = 10
 ARENA_ALIGN = 16
@@ -198,7 +199,7 @@ def _model_data_cc(ident, model_bytes):
 
 def _model_ops_h(ops, runtime):
     used = sorted(set(ops))
-    calls = "\n".join(f"  if (resolver.{runtime.ops[op]}() != kTfLiteOk) return kTfLiteError;"
+    calls = "\n".join(f"  if (resolver.{runtime.ops[op]['call']}() != kTfLiteOk) return kTfLiteError;"
                       for op in used)
     return (f"{_HEADER}#ifndef TFUAV_MODEL_OPS_H_\n#define TFUAV_MODEL_OPS_H_\n\n"
             "#include \"tensorflow/lite/micro/micro_mutable_op_resolver.h\"\n\n"

@@ -45,8 +45,7 @@ class Target:
 class Runtime:
     name: str
     description: str
-    activation_types: list        # tensor types an op may compute in
-    ops: dict                     # BUILTIN_OP -> registration call (TFLM resolver method)
+    ops: dict                     # BUILTIN_OP -> {call: registration call, types: [...]}
     code_bytes: dict = field(default_factory=dict)   # kernels -> runtime code estimate
     stack_bytes: int = 0          # stack for Invoke(), with margin
     arena_margin_bytes: int = 0   # added to the arena measured on the host

@@ -1,0 +1,265 @@
+"""Cortex-M firmware folders: generated sources, arena proof, golden vectors, fit and op checks."""
+import tfuav  # noqa: F401  (first: selects Keras 2)
+
+import json
+import re
+import zlib
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+from ai_edge_litert import interpreter as litert
+
+from firmware_helpers import (as_array, c_arrays, c_define, compile_tflm_free_sources,
+                              golden_vectors, run_boot_check)
+from helpers import VWW_DIR, convert_zoo_model, error_line, run_cli
+from tfuav.convert import to_int8_tflite
+from tfuav.export.fit import FitError
+from tfuav.export.opcheck import UnsupportedOpError
+from tfuav.export.scratch import op_scratch_bytes
+from tfuav.export.tflm import export_tflm
+from tfuav.targets import RUNTIME_DIR, load_target
+from tfuav.validate import TflmRunError, run_reference, run_tflm
+
+VWW_TFLITE = VWW_DIR / "vww_96_int8.tflite"
+QUIET = dict(echo=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def vww_bytes():
+    return VWW_TFLITE.read_bytes()  # a missing fixture is a failure, not a skip
+
+
+@pytest.fixture(scope="module")
+def vww_folder(tmp_path_factory, vww_bytes):
+    out = tmp_path_factory.mktemp("vww")
+    summary = export_tflm(vww_bytes, load_target("cortex-m7"), out, name="vww_96",
+                          golden_count=2, **QUIET)
+    return out / "firmware", summary
+
+
+def _model_ops_from_file(model_bytes):
+    """Op names as the TFLite interpreter reads them: independent of tfuav's flatbuffer reader."""
+    interp = litert.Interpreter(model_content=model_bytes)
+    return [d["op_name"] for d in interp._get_ops_details()]
+
+
+def _resolver_ops(folder):
+    text = (folder / "model_ops.h").read_text()
+    calls = re.findall(r"resolver\.(Add\w+)\(\)", text)
+    count = int(re.search(r"MicroMutableOpResolver<kModelOpCount>", text) and
+                re.search(r"constexpr int kModelOpCount = (\d+);", text).group(1))
+    by_call = {v["call"]: op for op, v in
+               yaml.safe_load((RUNTIME_DIR / "tflm.yaml").read_text())["ops"].items()}
+    return [by_call[c] for c in calls], count
+
+
+def _check_folder(folder, model_bytes, target="cortex-m7"):
+    """What every exported folder must satisfy."""
+    compile_tflm_free_sources(folder, target)
+    # model_data.cc holds exactly the model's bytes, 16-byte aligned, with its size
+    data_cc = (folder / "model_data.cc").read_text()
+    arrays = c_arrays(data_cc)
+    assert len(arrays) == 1 and list(arrays.values())[0] == model_bytes
+    assert "alignas(16) const unsigned char g_" in data_cc
+    assert f"_model_data_size = {len(model_bytes)};" in data_cc
+    # the resolver registers each op of the model once, and N is their count
+    ops, count = _resolver_ops(folder)
+    assert sorted(ops) == sorted(set(_model_ops_from_file(model_bytes)))
+    assert count == len(ops)
+    # the arena in model_config.h runs TFLM, and the golden outputs reproduce bit for bit
+    config = (folder / "model_config.h").read_text()
+    arena = int(c_define(config, "MODEL_ARENA_BYTES"))
+    ins, outs = golden_vectors(folder)
+    spec = litert.Interpreter(model_content=model_bytes).get_input_details()[0]
+    inputs = [as_array(x, spec["dtype"], spec["shape"]) for x in ins]
+    got = run_tflm(model_bytes, inputs, arena_size=arena)
+    assert [np.ascontiguousarray(g).tobytes() for g in got] == outs
+    return arena, inputs, outs
+
+
+def test_vww_folder_compiles_and_reproduces_its_golden_outputs(vww_folder, vww_bytes):
+    folder, summary = vww_folder
+    arena, inputs, outs = _check_folder(folder, vww_bytes)
+    assert len(outs) == 2
+    # the golden outputs are also what the TFLite reference kernels compute (VWW: exactly)
+    ref = run_reference(vww_bytes, inputs)
+    assert [np.ascontiguousarray(r).tobytes() for r in ref] == outs
+    # golden inputs are real images, not noise: neighbouring pixels are correlated
+    img = inputs[0][0].astype(np.float32)
+    assert np.corrcoef(img[:, :-1].ravel(), img[:, 1:].ravel())[0, 1] > 0.5
+    assert summary["arena"]["arena_bytes"] == arena
+    assert json.loads((folder / "firmware.json").read_text())["arena"]["arena_bytes"] == arena
+
+
+def test_vww_arena_is_measured_not_guessed(vww_folder, vww_bytes):
+    folder, summary = vww_folder
+    config = (folder / "model_config.h").read_text()
+    measured = int(c_define(config, "MODEL_ARENA_MEASURED_BYTES"))
+    arena = int(c_define(config, "MODEL_ARENA_BYTES"))
+    assert measured == 103_680            # the fixture README's figure for the x86-64 wheel
+    assert measured < arena <= measured + 16 * 1024
+    assert arena % 16 == 0
+    ins, _ = golden_vectors(folder)
+    x = [as_array(ins[0], np.int8, (1, 96, 96, 3))]
+    run_tflm(vww_bytes, x, arena_size=measured)  # the recorded figure itself is enough ...
+    with pytest.raises(TflmRunError):           # ... and 1 KiB less is not
+        run_tflm(vww_bytes, x, arena_size=measured - 1024)
+
+
+def test_exported_arrays_boot_on_an_emulated_cortex_m7(vww_folder, vww_bytes, tmp_path):
+    folder, _ = vww_folder
+    lines = run_boot_check(folder, tmp_path, "cortex-m7")
+    ins, outs = golden_vectors(folder)
+    assert f"model {len(vww_bytes)} {zlib.crc32(vww_bytes):08x}" in lines
+    assert f"golden_input {zlib.crc32(b''.join(ins)):08x}" in lines
+    assert f"golden_output {zlib.crc32(b''.join(outs)):08x}" in lines
+    arena = int(c_define((folder / "model_config.h").read_text(), "MODEL_ARENA_BYTES"))
+    assert f"arena {arena} 0 0" in lines  # whole arena writable, 16-byte aligned
+
+
+def test_export_is_deterministic(vww_folder, vww_bytes, tmp_path):
+    folder, _ = vww_folder
+    export_tflm(vww_bytes, load_target("cortex-m7"), tmp_path, name="vww_96", golden_count=2,
+                **QUIET)
+    again = tmp_path / "firmware"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(p.name for p in again.iterdir())
+    for name in names:
+        assert (folder / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_vww_is_too_big_for_cortex_m4_and_fits_cortex_m7(vww_bytes, vww_folder, tmp_path):
+    _, m7 = vww_folder
+    assert m7["fit"]["fits"] is True
+    with pytest.raises(FitError) as err:
+        export_tflm(vww_bytes, load_target("cortex-m4"), tmp_path, name="vww", **QUIET)
+    msg = str(err.value)
+    m4 = load_target("cortex-m4")
+    arena = m7["arena"]["arena_bytes"]
+    ram = arena + 96 * 96 * 3 + 2 + 2048   # arena + input and output buffers + stack
+    assert f"RAM {ram:,} bytes" in msg and f"budget of {m4.ram_budget:,}" in msg
+    assert f"by {ram - m4.ram_budget:,}" in msg
+    assert "structured channel pruning" in msg and "smaller input" in msg
+    assert not (tmp_path / "firmware").exists()  # nothing half-written
+    # --force downgrades it to a warning and packages anyway
+    warnings = []
+    forced = export_tflm(vww_bytes, m4, tmp_path, name="vww", force=True, echo=warnings.append)
+    assert forced["fit"]["fits"] is False
+    assert any("warning" in w and "does not fit cortex-m4" in w for w in warnings)
+    assert (tmp_path / "firmware" / "mps2_an386.ld").is_file()
+
+
+def _small_cnn_tflite():
+    L = tf.keras.layers
+    inp = tf.keras.Input((32, 32, 3))
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    out = L.Dense(4, activation="softmax")(x)
+    rep = np.random.default_rng(0).uniform(0, 1, (8, 32, 32, 3)).astype(np.float32)
+    return to_int8_tflite(tf.keras.Model(inp, out), rep)
+
+
+def test_cortex_m4_folder_boots_on_an_emulated_cortex_m4(tmp_path):
+    tfl = _small_cnn_tflite()
+    summary = export_tflm(tfl, load_target("cortex-m4"), tmp_path, name="small_cnn", **QUIET)
+    folder = tmp_path / "firmware"
+    _check_folder(folder, tfl, "cortex-m4")
+    assert summary["fit"]["fits"] is True
+    lines = run_boot_check(folder, tmp_path, "cortex-m4")
+    assert f"model {len(tfl)} {zlib.crc32(tfl):08x}" in lines
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["glimmernet", "takunet"])
+def test_zoo_model_folder(name, tmp_path):
+    tfl, rep = convert_zoo_model(name)
+    summary = export_tflm(tfl, load_target("cortex-m7"), tmp_path, name=name,
+                          labels=["collapsed_building", "fire", "flood", "normal"],
+                          golden_images=rep[:2], golden_count=2, **QUIET)
+    folder = tmp_path / "firmware"
+    _check_folder(folder, tfl)
+    assert '"collapsed_building", "fire", "flood", "normal"' in (folder / "model_config.h").read_text()
+    assert summary["golden"]["tflm_vs_reference"]["passed"] is True
+    assert summary["fit"]["fits"] is True
+
+
+class WingSqrt(tf.keras.layers.Layer):
+    """A layer whose int8 SQRT TFLM cannot run."""
+
+    def call(self, x):
+        return tf.math.sqrt(tf.nn.relu(x) + 1.0)
+
+
+def _sqrt_model_tflite():
+    inp = tf.keras.Input((16, 16, 3))
+    x = tf.keras.layers.Conv2D(4, 3, padding="same", name="stem")(inp)
+    x = WingSqrt(name="wing_sqrt")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    out = tf.keras.layers.Dense(2, name="head")(x)
+    rep = np.random.default_rng(0).uniform(0, 1, (8, 16, 16, 3)).astype(np.float32)
+    return to_int8_tflite(tf.keras.Model(inp, out), rep)
+
+
+def test_unsupported_op_stops_the_export_naming_op_and_layer(tmp_path):
+    tfl = _sqrt_model_tflite()
+    assert "SQRT" in _model_ops_from_file(tfl)
+    with pytest.raises(UnsupportedOpError) as err:
+        export_tflm(tfl, load_target("cortex-m7"), tmp_path, name="sqrt", **QUIET)
+    assert "op SQRT" in str(err.value) and "'wing_sqrt'" in str(err.value)
+    assert not (tmp_path / "firmware").exists()
+    # the same through the command line: one line, exit status 2
+    model = tmp_path / "sqrt.tflite"
+    model.write_bytes(tfl)
+    line = error_line(run_cli("export", model, "--target", "cortex-m7", "--out", tmp_path / "o"))
+    assert "SQRT" in line and "wing_sqrt" in line
+    assert not (tmp_path / "o" / "firmware").exists()
+
+
+def test_cmsis_nn_scratch_follows_the_library_rules():
+    """Hand-built conv 3x3 on 10 input channels: 2 * align4(3*3*10) int16 = 368 bytes;
+    depthwise 5x5 on 8 channels: 8*5*5 int16 = 400 bytes."""
+    class T:
+        def __init__(self, shape):
+            self.shape = shape
+
+    class Graph:
+        tensors = [T([1, 8, 8, 10]), T([16, 3, 3, 10]), T([1, 8, 8, 16]),
+                   T([1, 8, 8, 8]), T([1, 5, 5, 8])]
+
+    class Op:
+        def __init__(self, inputs, outputs):
+            self.inputs, self.outputs = inputs, outputs
+
+    assert op_scratch_bytes("CONV_2D", Graph, Op([0, 1], [2])) == 368
+    assert op_scratch_bytes("DEPTHWISE_CONV_2D", Graph, Op([3, 4], [3])) == 400
+    assert op_scratch_bytes("RESHAPE", Graph, Op([0], [2])) == 0
+
+
+def test_cli_export_of_the_vww_fixture(tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("no_person\nperson\n")
+    result = run_cli("export", VWW_TFLITE, "--target", "cortex-m7", "--out", tmp_path,
+                     "--labels", labels)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "arena 109," in result.stdout or "arena" in result.stdout
+    config = (tmp_path / "firmware" / "model_config.h").read_text()
+    assert '{"no_person", "person"}' in config
+    assert "g_vww_96_int8_model_data" in config
+
+
+def test_cli_export_errors(tmp_path):
+    line = error_line(run_cli("export", tmp_path / "none.tflite", "--target", "cortex-m7"))
+    assert "none.tflite" in line
+    h5 = VWW_DIR / "vww_96.h5"
+    assert ".tflite" in error_line(run_cli("export", h5, "--target", "cortex-m7"))
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\nc\n")
+    line = error_line(run_cli("export", VWW_TFLITE, "--target", "cortex-m7", "--labels", labels,
+                              "--out", tmp_path))
+    assert "3 labels" in line and "2 classes" in line
+    line = error_line(run_cli("export", VWW_TFLITE, "--target", "rpi", "--out", tmp_path))
+    assert "Cortex-M" in line
+    assert not (tmp_path / "firmware").exists()
