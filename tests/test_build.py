@@ -1,10 +1,13 @@
 """End to end: synthetic data -> trained GlimmerNet -> checked int8 model -> report."""
 import json
 
+import numpy as np
 import pytest
 
+from firmware_helpers import as_array, c_arrays, c_define, golden_vectors
 from tfuav.config import CONFIG_DIR, load_config
 from tfuav.pipeline import build
+from tfuav.validate import run_tflm
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +52,20 @@ def test_int8_graph_is_native(built):
     assert not ops & {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "DEQUANTIZE", "QUANTIZE"}
     # 13 GDBlocks with 4 groups each + stem + refiner depthwise convolutions
     assert report["op_histogram"]["DEPTHWISE_CONV_2D"] == 13 * 4 + 2
+
+
+@pytest.mark.slow
+def test_build_leaves_a_checked_firmware_folder(built):
+    out, report = built
+    folder = out / "firmware"
+    tflite = (out / "model_int8.tflite").read_bytes()
+    arrays = c_arrays((folder / "model_data.cc").read_text())
+    assert list(arrays.values()) == [tflite]
+    ins, outs = golden_vectors(folder)
+    assert len(ins) == 2  # real test images
+    arena = int(c_define((folder / "model_config.h").read_text(), "MODEL_ARENA_BYTES"))
+    got = run_tflm(tflite, [as_array(x, np.int8, (1, 64, 64, 3)) for x in ins], arena_size=arena)
+    assert [g.tobytes() for g in got] == outs
+    fw = report["firmware"]
+    assert fw["fit"]["fits"] is True and fw["arena"]["arena_bytes"] == arena
+    assert "## Firmware (cortex-m7" in (out / "report.md").read_text()

@@ -263,3 +263,23 @@ def test_cli_export_errors(tmp_path):
     line = error_line(run_cli("export", VWW_TFLITE, "--target", "rpi", "--out", tmp_path))
     assert "Cortex-M" in line
     assert not (tmp_path / "firmware").exists()
+
+
+def test_a_board_is_a_yaml_file(tmp_path):
+    """A user's own board (STM32F746 class: 1 MB flash, 320 KB SRAM) as a YAML file: the fit
+    check uses its budgets."""
+    board = tmp_path / "f746.yaml"
+    board.write_text(
+        "name: stm32f746\ndescription: STM32F746 class\nfamily: cortex-m\nruntime: tflm\n"
+        "chip: STM32F746\ncpu_flags: [-mcpu=cortex-m7, -mthumb, -mfpu=fpv5-sp-d16, "
+        "-mfloat-abi=hard]\ntflm_arch: cortex-m7+fp\nclock_mhz: 216\nflash_bytes: 1048576\n"
+        "ram_bytes: 327680\narena_region_bytes: 245760\nreserved_fraction: 0.25\n"
+        "linker_script: stm32h743\nqemu_machine: mps2-an500\nqemu_linker_script: mps2_an500\n")
+    result = run_cli("export", VWW_TFLITE, "--target", board, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    fit = json.loads((tmp_path / "firmware" / "firmware.json").read_text())["fit"]
+    assert fit["target"] == "stm32f746"
+    assert fit["ram_budget"] == 327680 * 3 // 4 and fit["flash_budget"] == 1048576 * 3 // 4
+    board.write_text("name: x\nclock: 5\n")
+    line = error_line(run_cli("export", VWW_TFLITE, "--target", board))
+    assert "f746.yaml" in line and "clock" in line

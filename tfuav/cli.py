@@ -35,7 +35,10 @@ def _choices(kind):
         if value is None:
             return value
         if kind == "target":
-            from tfuav.targets import target_names
+            from tfuav.targets import load_target, target_names
+            if value.endswith((".yaml", ".yml")):
+                load_target(value)  # a board file of the user's: must parse
+                return value
             names = target_names()
         else:
             from tfuav.models.registry import model_names
@@ -72,7 +75,7 @@ def build(target, model, data, config_file, epochs, out, resume, strict, kernels
     if epochs:
         overrides["train"]["epochs"] = epochs
     config = load_config(config_file or CONFIG_DIR / f"{DEFAULT_BUILD_CONFIG}.yaml", overrides)
-    out = Path(out or Path("runs") / f"{config.model.name}-{target}")
+    out = Path(out or Path("runs") / f"{config.model.name}-{Path(target).stem}")
     run_build(config, target, out, resume=resume, kernels=kernels, force=force, echo=click.echo)
 
 
@@ -89,7 +92,8 @@ def convert(model_file, out, data, float_io):
 
 @main.command()
 @click.argument("model_file", type=click.Path())
-@click.option("--target", required=True, callback=_choices("target"), help="Board profile (see `tfuav targets`).")
+@click.option("--target", required=True, callback=_choices("target"),
+              help="Board profile (see `tfuav targets`) or the path of a board YAML file.")
 @click.option("--out", type=click.Path(), help="Folder that receives firmware/; default: runs/<model>-<target>.")
 @click.option("--name", help="Model name for C symbols and messages; default: the file name.")
 @click.option("--labels", "labels_file", type=click.Path(), help="Text file, one class label per line.")
@@ -124,12 +128,14 @@ def models():
 def targets():
     """List the target boards with their budgets."""
     from tfuav.targets import load_target, target_names
-    click.echo(f"{'target':10s} {'runtime':8s} {'clock':>9s} {'flash budget':>13s} {'RAM budget':>11s}  description")
+    click.echo(f"{'target':10s} {'runtime':8s} {'clock':>9s} {'flash budget':>13s} "
+               f"{'RAM budget':>11s} {'arena region':>13s}  description")
     for name in target_names():
         t = load_target(name)
         flash = f"{t.flash_budget // 1024} KB" if t.flash_bytes else "host"
+        region = f"{t.arena_region_bytes // 1024} KB" if t.arena_region_bytes else "-"
         click.echo(f"{t.name:10s} {t.runtime:8s} {t.clock_mhz:>5d} MHz {flash:>13s} "
-                   f"{t.ram_budget // 1024:>8d} KB  {t.description}")
+                   f"{t.ram_budget // 1024:>8d} KB {region:>13s}  {t.description}")
 
 
 @main.command()

@@ -83,7 +83,8 @@ def build(config, target_name, out_dir, resume=False, kernels="reference", force
             try:
                 report["firmware"] = export_tflm(
                     tflite, target, out_dir, name=config.model.name, labels=dataset.class_names,
-                    golden_images=preprocess(test.images[:GOLDEN_VECTORS]), kernels=kernels,
+                    golden_images=preprocess(test.images[:GOLDEN_VECTORS]),
+                    golden_count=GOLDEN_VECTORS, kernels=kernels,
                     force=force, echo=echo)
             except TfuavError:
                 write_report(out_dir, report)

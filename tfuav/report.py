@@ -58,7 +58,26 @@ def render_markdown(r):
         lines.append(f"- allowance for {a['op']} (at most {a['bound_lsb']} LSB): {a['reason']}")
     if v.get("first_divergence"):
         lines.append(f"- first divergence: {v['first_divergence']}")
+    if r.get("firmware"):
+        lines += render_firmware(r["firmware"])
     lines += ["", "## Timings (seconds)", "", "| stage | seconds |", "|---|---|"]
     for stage, seconds in r["timings"].items():
         lines.append(f"| {stage} | {seconds:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def render_firmware(fw):
+    arena, fit = fw["arena"], fw["fit"]
+    verdict = "fits" if fit["fits"] else "**does NOT fit** (packaged with --force)"
+    return ["", f"## Firmware ({fw['target']}, {fw['chip']}, TFLM {fw['kernels']} kernels)", "",
+            f"Folder `{fw['folder']}`; the model {verdict}.", "",
+            "| | bytes | budget |", "|---|---|---|",
+            f"| flash: model + runtime code | {fit['model_bytes']:,} + {fit['code_bytes']:,} "
+            f"= {fit['flash_bytes']:,} | {fit['flash_budget']:,} |",
+            f"| RAM: arena + I/O buffers + stack | {fit['arena_bytes']:,} + {fit['io_bytes']:,} "
+            f"+ {fit['stack_bytes']:,} = {fit['ram_bytes']:,} | {fit['ram_budget']:,} |",
+            "", f"Arena {arena['arena_bytes']:,} bytes = {arena['recorded_bytes']:,} recorded by "
+            f"TFLM on the host + {arena['margin_bytes']:,} margin + "
+            f"{arena['cmsis_nn_scratch_bytes']:,} largest CMSIS-NN scratch; proven by running "
+            f"the {fw['golden']['count']} golden inputs with exactly this arena.",
+            f"Ops registered: {', '.join(fw['ops'])}."]

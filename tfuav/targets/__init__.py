@@ -57,6 +57,12 @@ def target_names():
 
 
 def load_target(name):
+    """A board by name (configs/targets/<name>.yaml) or by the path of the user's own YAML."""
+    if str(name).endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_file():
+            raise TfuavError(f"{path}: no such target file")
+        return _parse(path, Target)
     path = TARGET_DIR / f"{name}.yaml"
     if not path.is_file():
         raise TfuavError(f"unknown target {name!r} (choose from: {', '.join(target_names())})")
