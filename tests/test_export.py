@@ -283,3 +283,38 @@ def test_a_board_is_a_yaml_file(tmp_path):
     board.write_text("name: x\nclock: 5\n")
     line = error_line(run_cli("export", VWW_TFLITE, "--target", board))
     assert "f746.yaml" in line and "clock" in line
+
+
+def _grouped_model():
+    L = tf.keras.layers
+    inp = tf.keras.Input((8, 8, 3))
+    x = L.Conv2D(4, 3, padding="same", name="stem")(inp)
+    x = L.Conv2D(4, 3, padding="same", groups=2, name="grouped")(x)
+    x = L.Lambda(lambda t: tf.gather(t, [3, 2, 1, 0], axis=-1), name="shuffle")(x)
+    return tf.keras.Model(inp, L.Conv2D(4, 1, name="head")(x))
+
+
+def _rep():
+    return (np.random.default_rng(k).uniform(0, 1, (1, 8, 8, 3)).astype(np.float32)
+            for k in range(8))
+
+
+def test_op_check_knows_types_and_grouped_convolutions():
+    from tfuav.export.opcheck import unsupported_ops
+    from tfuav.targets import load_runtime
+    runtime = load_runtime("tflm")
+    model = _grouped_model()
+    # int8: TFLM runs grouped convolutions and GATHER
+    int8 = to_int8_tflite(model, np.concatenate(list(_rep())))
+    assert unsupported_ops(int8, runtime) == []
+    # 16x8: TFLM's int16 conv ignores groups, and GATHER has no int16 kernel
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([x] for x in _rep())
+    conv.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int16
+    problems = unsupported_ops(conv.convert(), runtime)
+    # (the converter drops the grouped convolution's layer name; GATHER keeps its own)
+    assert [(p["op"], p["layer"]) for p in problems] == [("CONV_2D", None), ("GATHER", "shuffle")]
+    assert "grouped 16x8" in problems[0]["problem"] and "int16" in problems[1]["problem"]

@@ -32,7 +32,9 @@ def keras_layer(name, op):
             chosen = part
             break
     comps = chosen.split("/")
-    return comps[1] if len(comps) >= 3 else comps[0]
+    if len(comps) >= 3:
+        return comps[1]
+    return comps[0] if len(comps) == 2 else None
 
 
 def _grouped_conv(sg, op):
@@ -67,10 +69,12 @@ def unsupported_ops(model_bytes, runtime):
     for i, op in enumerate(sg.operators or []):
         name = op_name(model, op)
         outs = [int(t) for t in (op.outputs if op.outputs is not None else [])]
-        layer = keras_layer(tensor_name(sg.tensors[outs[0]]), name) if outs else "?"
+        output = tensor_name(sg.tensors[outs[0]]) if outs else ""
+        layer = keras_layer(output, name)
 
         def problem(text):
-            found.append({"index": i, "op": name, "layer": layer, "problem": text})
+            found.append({"index": i, "op": name, "layer": layer, "output": output,
+                          "problem": text})
 
         if name not in runtime.ops:
             problem(f"not in the {runtime.name} op set (configs/runtimes/{runtime.name}.yaml)")
@@ -99,6 +103,7 @@ def assert_ops_supported(model_bytes, runtime, target_name):
     if problems:
         p = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise UnsupportedOpError(
-            f"op {p['op']} (op #{p['index']}, from Keras layer '{p['layer']}') cannot run on "
-            f"{target_name}: {p['problem']}{more}")
+        origin = (f"from Keras layer '{p['layer']}'" if p["layer"] else
+                  f"output tensor '{p['output']}'; the converter kept no Keras layer name")
+        raise UnsupportedOpError(f"op {p['op']} (op #{p['index']}, {origin}) cannot run on "
+                                 f"{target_name}: {p['problem']}{more}")
