@@ -7,6 +7,7 @@ fetches them on first use; it also wants python3 with numpy and Pillow on PATH),
 arm-none-eabi-gcc and qemu-system-arm.
 
     python tools/bench_tflm_qemu.py --tflm-dir ~/tflite-micro [--target cortex-m7] [MODEL.tflite ...]
+        [--lib-reference LIB.a --lib-cmsis-nn LIB.a]   # reuse TFLM libraries built before
 
 Without models it runs the MLPerf Tiny VWW fixture and GlimmerNet / TakuNet at 64x64 (random
 weights: the graph, not the accuracy, decides flash, arena and bit-exactness).
@@ -93,6 +94,8 @@ def main():
     parser.add_argument("models", nargs="*", type=Path, help=".tflite files")
     parser.add_argument("--tflm-dir", required=True, type=Path)
     parser.add_argument("--target", default="cortex-m7")
+    parser.add_argument("--lib-reference", type=Path, help="prebuilt TFLM library (reference kernels)")
+    parser.add_argument("--lib-cmsis-nn", type=Path, help="prebuilt TFLM library (CMSIS-NN kernels)")
     args = parser.parse_args()
     import tfuav  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 
@@ -102,7 +105,11 @@ def main():
         models = [("vww_96", VWW.read_bytes()), ("glimmernet_64", zoo_model("glimmernet")),
                   ("takunet_64", zoo_model("takunet"))]
     with tempfile.TemporaryDirectory(prefix="tfuav_bench_") as work:
-        libs = build_libs(args.tflm_dir.resolve(), args.target, work)
+        if args.lib_reference and args.lib_cmsis_nn:
+            libs = {"reference": args.lib_reference.resolve(),
+                    "cmsis-nn": args.lib_cmsis_nn.resolve()}
+        else:
+            libs = build_libs(args.tflm_dir.resolve(), args.target, work)
         rows = []
         for name, data in models:
             print(f"{name} ...", file=sys.stderr)

@@ -61,12 +61,16 @@ def export_tflm(model_bytes, target, out_dir, name, labels=None, golden_images=N
     if len(info["inputs"]) != 1:
         raise TfuavError(f"the firmware harness feeds one input tensor; the model has "
                          f"{len(info['inputs'])}")
+    classes = _default_labels(info)
+    labels = list(labels) if labels else classes
+    if len(labels) != len(classes):
+        raise TfuavError(f"{len(labels)} labels given, the model's first output has "
+                         f"{len(classes)} classes")
     assert_ops_supported(model_bytes, runtime, target.name)
 
     echo("  measuring the TFLM arena (recording allocator)")
     arena = arena_plan(model_bytes, runtime)
-    in_spec = info["inputs"][0]
-    io_bytes = _tensor_bytes(in_spec) + sum(_tensor_bytes(o) for o in info["outputs"])
+    io_bytes = sum(_tensor_bytes(t) for t in info["inputs"] + info["outputs"])
     fit = fit_check(len(model_bytes), arena["arena_bytes"], io_bytes, target, runtime, kernels)
     if not fit.fits:
         if not force:
@@ -81,44 +85,48 @@ def export_tflm(model_bytes, target, out_dir, name, labels=None, golden_images=N
         raise TfuavError(f"golden outputs: TFLM and the TFLite reference kernels disagree "
                          f"({agreement.summary()})")
 
-    ident = c_identifier(name)
-    labels = list(labels) if labels else _default_labels(info)
-    classes = _default_labels(info)
-    if len(labels) != len(classes):
-        raise TfuavError(f"{len(labels)} labels given, the model's first output has "
-                         f"{len(classes)} classes")
     summary = {
-        "model": name,
-        "target": target.name,
-        "chip": target.chip,
-        "kernels": kernels,
-        "model_bytes": len(model_bytes),
-        "ops": sorted(set(info["ops"])),
-        "arena": arena,
+        "model": name, "target": target.name, "chip": target.chip, "kernels": kernels,
+        "model_bytes": len(model_bytes), "ops": sorted(set(info["ops"])), "arena": arena,
         "fit": fit.to_dict(),
         "golden": {"count": len(inputs), "tflm_vs_reference": agreement.to_dict()},
-        "input": in_spec,
-        "outputs": info["outputs"],
-        "labels": labels,
+        "input": info["inputs"][0], "outputs": info["outputs"], "labels": labels,
     }
-    files = {
+    files = _generated_sources(model_bytes, info, name, target, runtime, arena, labels,
+                               inputs, outputs)
+    files["firmware.json"] = json.dumps(summary, indent=2, default=_plain) + "\n"
+    files.update(_template_files(name, target, kernels, arena, len(model_bytes)))
+    folder = Path(out_dir) / "firmware"
+    _write_folder(folder, files)
+    summary["folder"] = str(folder)
+    return summary
+
+
+def _generated_sources(model_bytes, info, name, target, runtime, arena, labels, inputs,
+                       outputs):
+    ident = c_identifier(name)
+    return {
         "model_data.h": _model_data_h(ident),
         "model_data.cc": _model_data_cc(ident, model_bytes),
         "model_ops.h": _model_ops_h(info["ops"], runtime),
-        "model_config.h": _model_config_h(ident, name, target, arena, in_spec,
+        "model_config.h": _model_config_h(ident, name, target, arena, info["inputs"][0],
                                           info["outputs"], labels),
         "golden_data.h": _golden_data_h(len(inputs)),
         "golden_data.cc": _golden_data_cc(inputs, outputs),
-        "firmware.json": json.dumps(summary, indent=2, default=_plain) + "\n",
     }
+
+
+def _template_files(name, target, kernels, arena, model_size):
+    """firmware_export/tflm/ (*.in rendered) and the platform files the target needs."""
     values = {
         "MODEL": name, "TARGET": target.name, "CHIP": target.chip,
         "CPU_FLAGS": " ".join(target.cpu_flags), "TFLM_ARCH": target.tflm_arch,
         "LINKER_SCRIPT": f"{target.linker_script}.ld", "QEMU_MACHINE": target.qemu_machine,
         "QEMU_LINKER_SCRIPT": f"{target.qemu_linker_script}.ld",
         "CMSIS_NN": "1" if kernels == "cmsis-nn" else "0", "CLOCK_MHZ": str(target.clock_mhz),
-        "ARENA_BYTES": f"{arena['arena_bytes']:,}", "MODEL_BYTES": f"{len(model_bytes):,}",
+        "ARENA_BYTES": f"{arena['arena_bytes']:,}", "MODEL_BYTES": f"{model_size:,}",
     }
+    files = {}
     for template in sorted(TEMPLATE_DIR.iterdir()):
         if template.is_file():
             text = template.read_text()
@@ -126,12 +134,11 @@ def export_tflm(model_bytes, target, out_dir, name, labels=None, golden_images=N
                 text = _render(template, text, values)
             files[template.name.removesuffix(".in")] = text
     for source in PLATFORM_SOURCES + (values["LINKER_SCRIPT"], values["QEMU_LINKER_SCRIPT"]):
-        files[source] = (PLATFORM_DIR / source).read_text()
-
-    folder = Path(out_dir) / "firmware"
-    _write_folder(folder, files)
-    summary["folder"] = str(folder)
-    return summary
+        path = PLATFORM_DIR / source
+        if not path.is_file():
+            raise TfuavError(f"target {target.name}: no platform file {path}")
+        files[source] = path.read_text()
+    return files
 
 
 def _tensor_bytes(spec):
