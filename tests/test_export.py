@@ -142,6 +142,11 @@ def test_vww_is_too_big_for_cortex_m4_and_fits_cortex_m7(vww_bytes, vww_folder, 
     assert f"RAM {ram:,} bytes" in msg and f"budget of {m4.ram_budget:,}" in msg
     assert f"by {ram - m4.ram_budget:,}" in msg
     assert "structured channel pruning" in msg and "smaller input" in msg
+    # flash: the model plus the measured runtime core and one kernel per distinct op
+    code = yaml.safe_load((RUNTIME_DIR / "tflm.yaml").read_text())["code_bytes"]["reference"]
+    ops = set(_model_ops_from_file(vww_bytes))
+    assert m7["fit"]["code_bytes"] == code["base"] + sum(code["ops"][op] for op in ops)
+    assert m7["fit"]["flash_bytes"] == len(vww_bytes) + m7["fit"]["code_bytes"]
     assert not (tmp_path / "firmware").exists()  # nothing half-written
     # --force downgrades it to a warning and packages anyway
     warnings = []
@@ -280,6 +285,10 @@ def test_a_board_is_a_yaml_file(tmp_path):
     fit = json.loads((tmp_path / "firmware" / "firmware.json").read_text())["fit"]
     assert fit["target"] == "stm32f746"
     assert fit["ram_budget"] == 327680 * 3 // 4 and fit["flash_budget"] == 1048576 * 3 // 4
+    # the same board with 256 KB of flash: VWW's 333 KB model cannot fit
+    board.write_text(board.read_text().replace("flash_bytes: 1048576", "flash_bytes: 262144"))
+    line = error_line(run_cli("export", VWW_TFLITE, "--target", board, "--out", tmp_path / "o"))
+    assert "does not fit stm32f746: flash" in line and "budget of 196,608" in line
     board.write_text("name: x\nclock: 5\n")
     line = error_line(run_cli("export", VWW_TFLITE, "--target", board))
     assert "f746.yaml" in line and "clock" in line

@@ -49,8 +49,9 @@ def run(cmd, cwd=None, timeout=3600):
 
 
 def bench(name, model_bytes, target, tflm_dir, libs, work):
+    from tfuav.export.fit import code_estimate
     from tfuav.export.tflm import export_tflm
-    from tfuav.targets import load_target
+    from tfuav.targets import load_runtime, load_target
     out = Path(work) / name
     summary = export_tflm(model_bytes, load_target(target), out, name=name, golden_count=2,
                           echo=lambda *_: None)
@@ -67,8 +68,9 @@ def bench(name, model_bytes, target, tflm_dir, libs, work):
         events = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
         setup = next(e for e in events if e["event"] == "setup")
         verdict = "PASS" if "PASS" in proc.stdout.splitlines() and proc.returncode == 0 else "FAIL"
+        estimate = code_estimate(load_runtime("tflm"), kernels, summary["ops"])
         rows.append((name, kernels, len(model_bytes), text - len(model_bytes) - golden_bytes,
-                     text + data, summary["arena"]["recorded_bytes"], setup["arena_bytes"],
+                     estimate, text + data, summary["arena"]["recorded_bytes"], setup["arena_bytes"],
                      setup["arena_used_bytes"], verdict))
     return rows
 
@@ -114,7 +116,8 @@ def main():
         for name, data in models:
             print(f"{name} ...", file=sys.stderr)
             rows += bench(name, data, args.target, args.tflm_dir.resolve(), libs, work)
-    header = ("model", "kernels", "model B", "code B (TFLM+harness+libc)", "flash B", "host arena B",
+    header = ("model", "kernels", "model B", "code B (TFLM+harness+libc)", "code estimate B",
+              "flash B", "host arena B",
               "exported arena B", "target arena used B", "golden")
     print(f"target {args.target}, QEMU {'mps2-an500' if args.target == 'cortex-m7' else 'mps2-an386'}")
     print("| " + " | ".join(header) + " |")

@@ -59,11 +59,19 @@ class FitResult:
         return {**asdict(self), "fits": self.fits}
 
 
-def fit_check(model_size, arena_bytes, io_bytes, target, runtime, kernels="reference"):
+def code_estimate(runtime, kernels, ops):
+    """Runtime code flash: the runtime's base plus each distinct op's kernel (an op without a
+    measurement counts as the largest one measured)."""
     if kernels not in runtime.code_bytes:
         raise TfuavError(f"runtime {runtime.name} has no code size estimate for {kernels!r} "
                          f"kernels (known: {', '.join(runtime.code_bytes)})")
-    code = int(runtime.code_bytes[kernels])
+    table = runtime.code_bytes[kernels]
+    largest = max(table["ops"].values(), default=0)
+    return int(table["base"]) + sum(int(table["ops"].get(op, largest)) for op in set(ops))
+
+
+def fit_check(model_size, ops, arena_bytes, io_bytes, target, runtime, kernels="reference"):
+    code = code_estimate(runtime, kernels, ops)
     return FitResult(
         target=target.name, kernels=kernels, model_bytes=int(model_size), code_bytes=code,
         flash_bytes=int(model_size) + code, flash_budget=target.flash_budget,

@@ -71,7 +71,8 @@ def export_tflm(model_bytes, target, out_dir, name, labels=None, golden_images=N
     echo("  measuring the TFLM arena (recording allocator)")
     arena = arena_plan(model_bytes, runtime)
     io_bytes = sum(_tensor_bytes(t) for t in info["inputs"] + info["outputs"])
-    fit = fit_check(len(model_bytes), arena["arena_bytes"], io_bytes, target, runtime, kernels)
+    fit = fit_check(len(model_bytes), info["ops"], arena["arena_bytes"], io_bytes, target,
+                    runtime, kernels)
     if not fit.fits:
         if not force:
             raise FitError(fit.message())

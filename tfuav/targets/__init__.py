@@ -46,7 +46,7 @@ class Runtime:
     name: str
     description: str
     ops: dict                     # BUILTIN_OP -> {call: registration call, types: [...]}
-    code_bytes: dict = field(default_factory=dict)   # kernels -> runtime code estimate
+    code_bytes: dict = field(default_factory=dict)   # kernels -> {base, ops: {op: bytes}}
     stack_bytes: int = 0          # stack for Invoke(), with margin
     arena_margin_bytes: int = 0   # added to the arena measured on the host
     constraints: dict = field(default_factory=dict)  # BUILTIN_OP -> {check: reason}
