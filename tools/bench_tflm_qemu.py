@@ -67,11 +67,12 @@ def bench(name, model_bytes, target, tflm_dir, libs, work):
         proc = subprocess.run(make + ["run"], cwd=folder, capture_output=True, text=True, timeout=1200)
         events = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
         setup = next(e for e in events if e["event"] == "setup")
+        stack = next(e for e in events if e["event"] == "stack")["invoke_bytes"]
         verdict = "PASS" if "PASS" in proc.stdout.splitlines() and proc.returncode == 0 else "FAIL"
         estimate = code_estimate(load_runtime("tflm"), kernels, summary["ops"])
         rows.append((name, kernels, len(model_bytes), text - len(model_bytes) - golden_bytes,
                      estimate, text + data, summary["arena"]["recorded_bytes"], setup["arena_bytes"],
-                     setup["arena_used_bytes"], verdict))
+                     setup["arena_used_bytes"], stack, verdict))
     return rows
 
 
@@ -118,7 +119,7 @@ def main():
             rows += bench(name, data, args.target, args.tflm_dir.resolve(), libs, work)
     header = ("model", "kernels", "model B", "code B (TFLM+harness+libc)", "code estimate B",
               "flash B", "host arena B",
-              "exported arena B", "target arena used B", "golden")
+              "exported arena B", "target arena used B", "Invoke stack B", "golden")
     print(f"target {args.target}, QEMU {'mps2-an500' if args.target == 'cortex-m7' else 'mps2-an386'}")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

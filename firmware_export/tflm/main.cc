@@ -24,7 +24,11 @@
 #define TFUAV_ARENA_SECTION __attribute__((section(".arena")))
 #endif
 
+extern "C" uint32_t __stack_limit;  // bottom of the stack (linker script)
+
 namespace {
+
+constexpr uint32_t kStackPaint = 0xA5A5A5A5u;
 
 alignas(16) uint8_t g_arena[MODEL_ARENA_BYTES] TFUAV_ARENA_SECTION;
 
@@ -48,6 +52,25 @@ void Emit(const char* line) {
   tfuav_port_exit(1);
   for (;;) {
   }
+}
+
+// Fills the free stack below the current stack pointer (less 128 bytes of headroom) with a
+// pattern; returns where the painting ends. StackDepth() later finds how deep anything called
+// since then went. Addresses are handled as integers: the stack is not a C++ object.
+__attribute__((noinline)) uintptr_t PaintStack() {
+  uintptr_t sp;
+  __asm volatile("mov %0, sp" : "=r"(sp));
+  const uintptr_t end = (sp - 128u) & ~static_cast<uintptr_t>(3u);
+  for (uintptr_t a = reinterpret_cast<uintptr_t>(&__stack_limit); a < end; a += 4u) {
+    *reinterpret_cast<volatile uint32_t*>(a) = kStackPaint;
+  }
+  return end;
+}
+
+unsigned long StackDepth(uintptr_t painted_end) {
+  uintptr_t a = reinterpret_cast<uintptr_t>(&__stack_limit);
+  while (a < painted_end && *reinterpret_cast<volatile uint32_t*>(a) == kStackPaint) a += 4u;
+  return static_cast<unsigned long>(painted_end - a);
 }
 
 // TFLM reuses the input tensor's memory for later tensors: the input must be written again
@@ -103,6 +126,7 @@ int main(void) {
   Emit(g_line);
 
   int failures = 0;
+  const uintptr_t painted_end = PaintStack();
   for (int g = 0; g < GOLDEN_COUNT; ++g) {
     FillInput(interpreter, g_golden_input[g]);
     if (interpreter->Invoke() != kTfLiteOk) Fail("golden", "Invoke failed");
@@ -115,6 +139,10 @@ int main(void) {
     Emit(g_line);
   }
   Emit(failures == 0 ? "PASS" : "FAIL");
+  // Stack Invoke() used below main's frame (the 128 bytes of headroom not included).
+  snprintf(g_line, sizeof(g_line), "{\"event\":\"stack\",\"invoke_bytes\":%lu}",
+           StackDepth(painted_end));
+  Emit(g_line);
 
   const int have_cycles = tfuav_cycles_available();
   uint32_t total = 0;
