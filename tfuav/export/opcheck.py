@@ -20,10 +20,10 @@ def keras_layer(name, op):
 
     The converter names a fused op after all the TF ops it absorbed ('model/act/Relu;
     model/bn/FusedBatchNormV3;model/conv2d/Conv2D'); the part whose TF op matches the TFLite
-    op wins, else the first part."""
+    op wins, else the first part. None when the converter kept no layer path (e.g. 'Conv2D1')."""
     parts = [p for p in name.split(";") if p]
     if not parts:
-        return "?"
+        return None
     key = op.replace("_", "").lower()
     chosen = parts[0]
     for part in parts:
@@ -44,11 +44,6 @@ def _grouped_conv(sg, op):
     return int(filter_depth) != int(in_depth)
 
 
-def _dilated(op):
-    o = op.builtinOptions
-    return o is not None and (getattr(o, "dilationHFactor", 1) > 1 or getattr(o, "dilationWFactor", 1) > 1)
-
-
 def _int16_input(sg, op):
     return type_name(sg.tensors[op.inputs[0]]) == "int16"
 
@@ -57,7 +52,6 @@ def _int16_input(sg, op):
 CONSTRAINT_TESTS = {
     "grouped": lambda sg, op: _grouped_conv(sg, op),
     "grouped_int16": lambda sg, op: _grouped_conv(sg, op) and _int16_input(sg, op),
-    "dilated": lambda sg, op: _dilated(op),
 }
 
 
