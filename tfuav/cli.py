@@ -152,3 +152,41 @@ def inspect(model, as_json):
         if isinstance(value, int) and not isinstance(value, bool):
             value = f"{value:,}"
         click.echo(f"{key:18s} {value}")
+
+
+@main.command()
+@click.argument("model_file", type=click.Path())
+@click.option("--source", required=True,
+              help="Image file, folder of images (sorted by name), video file or camera index.")
+@click.option("--labels", "labels_file", type=click.Path(), help="Text file, one class label per line.")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Classes per frame.")
+@click.option("--threads", type=click.IntRange(min=1), help="Interpreter threads; default: the interpreter's choice.")
+@click.option("--save-video", type=click.Path(), help="Write an annotated video (.mp4 or .avi).")
+@click.option("--edgetpu", is_flag=True, help="Run on a Coral Edge TPU (needs libedgetpu).")
+def infer(model_file, source, labels_file, top_k, threads, save_video, edgetpu):
+    """Classify frames with a .tflite model (TensorFlow-free); one JSON line per frame."""
+    from tfuav.runtime import InferenceError, run_inference
+    try:
+        status = run_inference(model_file, source, labels=labels_file, top_k=top_k,
+                               threads=threads, save_video=save_video, edgetpu=edgetpu)
+    except InferenceError as err:
+        raise TfuavError(str(err)) from None
+    if status:
+        sys.exit(status)
+
+
+@main.command()
+@click.argument("model_file", type=click.Path())
+@click.option("--threads", type=click.IntRange(min=1), help="Interpreter threads; default: the interpreter's choice.")
+@click.option("--runs", type=click.IntRange(min=1), default=50, show_default=True, help="Timed invokes.")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed invokes first.")
+@click.option("--edgetpu", is_flag=True, help="Run on a Coral Edge TPU (needs libedgetpu).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def bench(model_file, threads, runs, warmup, edgetpu, as_json):
+    """Latency (p50/p90/p99), FPS and peak memory of a .tflite model on this machine."""
+    from tfuav.runtime import InferenceError, benchmark, format_table
+    try:
+        result = benchmark(model_file, threads=threads, runs=runs, warmup=warmup, edgetpu=edgetpu)
+    except InferenceError as err:
+        raise TfuavError(str(err)) from None
+    click.echo(json.dumps(result) if as_json else format_table(result))

@@ -1,10 +1,8 @@
 """Model input preprocessing shared by training, conversion and the TensorFlow-free Pi runtime.
 
-This module must import only numpy.
+The implementation lives in `tfuav.runtime.preprocess` (numpy only), so that the runtime feeds
+a model exactly the tensors it was trained on.
 """
-import numpy as np
+from tfuav.runtime.preprocess import preprocess
 
-
-def preprocess(images_uint8):
-    """uint8 RGB images (any shape) -> float32 in [0, 1]: exactly ``images / 255.0`` as float32."""
-    return (np.asarray(images_uint8) / 255.0).astype(np.float32)
+__all__ = ["preprocess"]

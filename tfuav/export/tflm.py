@@ -4,9 +4,6 @@ layer (startup, linker scripts, port). Everything is checked before it is writte
 the runtime's op set, the arena by re-running TFLM with exactly the exported size, the golden
 outputs against the TFLite reference kernels, and the fit against the board's budgets."""
 import json
-import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,7 @@ from tfuav.convert.inspect_tflite import tflite_info
 from tfuav.errors import TfuavError
 from tfuav.export.csource import byte_lines, c_identifier, c_string
 from tfuav.export.fit import FitError, fit_check
+from tfuav.export.folder import render, write_folder
 from tfuav.export.opcheck import assert_ops_supported
 
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent.parent / "firmware_export"
@@ -98,7 +96,7 @@ def export_tflm(model_bytes, target, out_dir, name, labels=None, golden_images=N
     files["firmware.json"] = json.dumps(summary, indent=2, default=_plain) + "\n"
     files.update(_template_files(name, target, kernels, arena, len(model_bytes)))
     folder = Path(out_dir) / "firmware"
-    _write_folder(folder, files)
+    write_folder(folder, files)
     summary["folder"] = str(folder)
     return summary
 
@@ -130,9 +128,7 @@ def _template_files(name, target, kernels, arena, model_size):
     files = {}
     for template in sorted(TEMPLATE_DIR.iterdir()):
         if template.is_file():
-            text = template.read_text()
-            if template.suffix == ".in":
-                text = _render(template, text, values)
+            text = render(template, values) if template.suffix == ".in" else template.read_text()
             files[template.name.removesuffix(".in")] = text
     for source in PLATFORM_SOURCES + (values["LINKER_SCRIPT"], values["QEMU_LINKER_SCRIPT"]):
         path = PLATFORM_DIR / source
@@ -153,36 +149,6 @@ def _default_labels(info):
 
 def _plain(value):
     return value.tolist() if hasattr(value, "tolist") else str(value)
-
-
-def _render(template, text, values):
-    def sub(match):
-        key = match.group(1)
-        if key not in values:
-            raise TfuavError(f"{template}: unknown placeholder @{key}@")
-        return values[key]
-    return re.sub(r"@([A-Z_]+)@", sub, text)
-
-
-def _write_folder(folder, files):
-    """Write all files into a temporary sibling folder, then swap it in: an interrupted export
-    never leaves a half-written firmware folder under the real name."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
-        for rel, text in files.items():
-            (tmp / rel).write_text(text)
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-        tmp.rename(folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # --- generated sources ------------------------------------------------------------------
