@@ -49,3 +49,16 @@ def randomize_bn(model, seed=0):
             n = layer.get_weights()[0].shape
             layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n),
                                rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
+
+
+def small_cnn_tflite(size=32, classes=4):
+    """A small int8 CNN (conv, depthwise, pooling, dense, softmax) with random weights."""
+    from tfuav.convert import to_int8_tflite
+    L = tf.keras.layers
+    inp = tf.keras.Input((size, size, 3))
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inp)
+    x = L.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    out = L.Dense(classes, activation="softmax")(x)
+    rep = np.random.default_rng(0).uniform(0, 1, (8, size, size, 3)).astype(np.float32)
+    return to_int8_tflite(tf.keras.Model(inp, out), rep)

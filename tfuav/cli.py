@@ -92,26 +92,43 @@ def convert(model_file, out, data, float_io):
 
 @main.command()
 @click.argument("model_file", type=click.Path())
-@click.option("--target", required=True, callback=_choices("target"),
+@click.option("--target", callback=_choices("target"),
               help="Board profile (see `tfuav targets`) or the path of a board YAML file.")
-@click.option("--out", type=click.Path(), help="Folder that receives firmware/; default: runs/<model>-<target>.")
+@click.option("--format", "fmt", type=click.Choice(["target", "onnx"]), default="target",
+              show_default=True,
+              help="target: package an int8 .tflite for --target; onnx: a Keras file as float ONNX.")
+@click.option("--out", type=click.Path(), help="Output folder; default: runs/<model>-<target or onnx>.")
 @click.option("--name", help="Model name for C symbols and messages; default: the file name.")
 @click.option("--labels", "labels_file", type=click.Path(), help="Text file, one class label per line.")
 @click.option("--kernels", type=click.Choice(["reference", "cmsis-nn"]), default="reference",
-              show_default=True, help="TFLM kernels the firmware folder builds with by default.")
+              show_default=True, help="Cortex-M: TFLM kernels the firmware folder builds with by default.")
 @click.option("--golden", type=click.IntRange(1, 16), default=1, show_default=True,
-              help="Number of golden input/output vectors in the firmware.")
+              help="Cortex-M: number of golden input/output vectors in the firmware.")
 @click.option("--force", is_flag=True, help="A model that does not fit the board is a warning, not an error.")
-def export(model_file, target, out, name, labels_file, kernels, golden, force):
-    """Package an int8 .tflite for a board: the TFLM firmware folder for Cortex-M targets."""
+def export(model_file, target, fmt, out, name, labels_file, kernels, golden, force):
+    """Package a model: an int8 .tflite for a board (Cortex-M firmware folder, Raspberry Pi
+    bundle), or a Keras .h5/.keras file as ONNX (--format onnx)."""
+    if fmt == "onnx":
+        from tfuav.convert.onnx import export_onnx_file
+        stem = Path(model_file).stem
+        out_path = Path(out or Path("runs") / f"{stem}-onnx") / f"{stem}.onnx"
+        result = export_onnx_file(model_file, out_path)
+        click.echo(f"wrote {result['path']} ({result['bytes']:,} bytes); onnxruntime matches "
+                   f"Keras within {result['verify']['max_abs_diff']:.2e}")
+        return
+    if not target:
+        raise TfuavError("--target is required (or --format onnx)")
     from tfuav.export import export_model_file
     summary = export_model_file(model_file, target, out, name=name, labels_file=labels_file,
                                 kernels=kernels, golden_count=golden, force=force,
                                 echo=click.echo)
-    fit = summary["fit"]
-    click.echo(f"wrote {summary['folder']}: arena {summary['arena']['arena_bytes']:,} bytes, "
-               f"flash {fit['flash_bytes']:,}/{fit['flash_budget']:,}, "
-               f"RAM {fit['ram_bytes']:,}/{fit['ram_budget']:,} bytes")
+    fit = summary.get("fit")
+    if fit:
+        click.echo(f"wrote {summary['folder']}: arena {summary['arena']['arena_bytes']:,} bytes, "
+                   f"flash {fit['flash_bytes']:,}/{fit['flash_budget']:,}, "
+                   f"RAM {fit['ram_bytes']:,}/{fit['ram_budget']:,} bytes")
+    else:
+        click.echo(f"wrote {summary['folder']}")
 
 
 @main.command()

@@ -78,17 +78,20 @@ def build(config, target_name, out_dir, resume=False, kernels="reference", force
         raise TfuavError(f"int8 model rejected by the cross-runtime check: {validation.summary()}; "
                          f"see {out_dir / 'report.md'}")
     with clock.stage("export"):
-        if target.family == "cortex-m":
-            from tfuav.export.tflm import export_tflm
-            try:
+        try:
+            if target.family == "cortex-m":
+                from tfuav.export.tflm import export_tflm
                 report["firmware"] = export_tflm(
                     tflite, target, out_dir, name=config.model.name, labels=dataset.class_names,
                     golden_images=preprocess(test.images[:GOLDEN_VECTORS]),
-                    golden_count=GOLDEN_VECTORS, kernels=kernels,
-                    force=force, echo=echo)
-            except TfuavError:
-                write_report(out_dir, report)
-                raise
+                    golden_count=GOLDEN_VECTORS, kernels=kernels, force=force, echo=echo)
+            elif target.family == "rpi":
+                from tfuav.export.rpi import export_rpi
+                report["bundle"] = export_rpi(tflite, target, out_dir, name=config.model.name,
+                                              labels=dataset.class_names, echo=echo)
+        except TfuavError:
+            write_report(out_dir, report)
+            raise
         atomic_write_bytes(out_dir / INT8_MODEL, tflite)
     report["timings"] = clock.timings
     write_report(out_dir, report)

@@ -7,7 +7,6 @@ from tfuav.errors import TfuavError
 def export_model_file(model_file, target_name, out_dir=None, name=None, labels_file=None,
                       kernels="reference", golden_count=1, force=False, echo=print):
     """Export a user's int8 .tflite for a target board; returns the export summary."""
-    from tfuav.export.tflm import export_tflm
     from tfuav.targets import load_target
     path = Path(model_file)
     if not path.is_file():
@@ -26,5 +25,11 @@ def export_model_file(model_file, target_name, out_dir=None, name=None, labels_f
     target = load_target(target_name)
     name = name or path.stem
     out_dir = Path(out_dir) if out_dir else Path("runs") / f"{path.stem}-{target.name}"
-    return export_tflm(path.read_bytes(), target, out_dir, name=name, labels=labels,
-                       golden_count=golden_count, kernels=kernels, force=force, echo=echo)
+    if target.family == "cortex-m":
+        from tfuav.export.tflm import export_tflm
+        return export_tflm(path.read_bytes(), target, out_dir, name=name, labels=labels,
+                           golden_count=golden_count, kernels=kernels, force=force, echo=echo)
+    if target.family == "rpi":
+        from tfuav.export.rpi import export_rpi
+        return export_rpi(path.read_bytes(), target, out_dir, name=name, labels=labels, echo=echo)
+    raise TfuavError(f"tfuav export has no packaging for {target.family} targets yet")

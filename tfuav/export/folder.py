@@ -1,4 +1,5 @@
 """Writing an export folder: templates with @KEY@ placeholders, and an all-or-nothing swap."""
+import os
 import re
 import shutil
 import tempfile
@@ -31,6 +32,9 @@ def write_folder(folder, files):
                 path.write_bytes(content)
             else:
                 path.write_text(content)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is a normal folder
         old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
