@@ -3,7 +3,8 @@ import tensorflow as tf
 
 from tfuav.errors import TfuavError
 
-from tfuav.models.layers import DilatedConv2D, GlobalResponseNorm
+from tfuav.models.layers import (CoralGlobalResponseNorm, DilatedConv2D, GlobalResponseNorm,
+                                 PermutedGroupedConv1x1)
 
 keras = tf.keras
 layers = keras.layers
@@ -42,10 +43,19 @@ def aggregate(x, channels_out, groups, name):
     return bn_relu6(x, name)
 
 
-def downsample(x, average, name):
+def aggregate_coral(inputs, order, channels_out, groups, name):
+    """The coral form of ChannelGather(order) + aggregate(): one dense 1x1 CONV_2D holding the
+    same grouped kernel (layer `{name}_conv`), BN, ReLU6; see layers/coral.py."""
+    x = layers.Concatenate(name=f"{name}_mix")(inputs)
+    x = PermutedGroupedConv1x1(channels_out, groups, order, name=f"{name}_conv")(x)
+    return bn_relu6(x, name)
+
+
+def downsample(x, average, name, form="default"):
     pool = layers.AveragePooling2D if average else layers.MaxPooling2D
     x = pool(2, strides=2, name=f"{name}_pool")(x)
-    return GlobalResponseNorm(name=f"{name}_grn")(x)
+    grn = CoralGlobalResponseNorm if form == "coral" else GlobalResponseNorm
+    return grn(name=f"{name}_grn")(x)
 
 
 def refiner_and_head(x, num_classes):
@@ -55,17 +65,21 @@ def refiner_and_head(x, num_classes):
     return layers.Dense(num_classes, name="head_fc")(x)
 
 
-def build_classifier(name, input_shape, num_classes, depths, out_widths, block, aggregate_stage):
+def build_classifier(name, input_shape, num_classes, depths, out_widths, block, aggregate_stage,
+                     form="default"):
     """Stem, then per stage: `depth` blocks, the stage aggregator, pooling + GRN; refiner, head.
 
     block(x, name) -> x; aggregate_stage(stage_input, blocks_output, channels_out, name) -> x.
+    form "coral": a fixed batch of 1 (the Edge TPU compiles static shapes only) and the Edge TPU
+    form of the GRN; the caller passes the coral aggregator.
     """
-    inputs = keras.Input(shape=input_shape, name="image")
+    inputs = keras.Input(shape=input_shape, name="image",
+                         batch_size=1 if form == "coral" else None)
     x = stem(inputs, STEM_WIDTH)
     for s, (depth, c_out) in enumerate(zip(depths, out_widths), start=1):
         y = x
         for b in range(depth):
             y = block(y, f"stage{s}_block{b}")
         x = aggregate_stage(x, y, c_out, f"stage{s}_agg")
-        x = downsample(x, average=(s == len(depths)), name=f"stage{s}_down")
+        x = downsample(x, average=(s == len(depths)), name=f"stage{s}_down", form=form)
     return keras.Model(inputs, refiner_and_head(x, num_classes), name=name)

@@ -1,7 +1,7 @@
 """GlimmerNet: grouped dilated depthwise convolutions for UAV emergency classification."""
 import tensorflow as tf
 
-from tfuav.models.common import aggregate, bn_relu6, build_classifier
+from tfuav.models.common import aggregate, aggregate_coral, bn_relu6, build_classifier
 from tfuav.models.layers import (ChannelGather, ChannelSplit, DilatedDepthwiseConv2D,
                                  shuffle_permutation)
 from tfuav.models.registry import register
@@ -35,18 +35,30 @@ def gd_block(x, name):
     return layers.Add(name=f"{name}_add")([y, x])
 
 
+def _mix_order(channels):
+    shuffle = shuffle_permutation(channels, 4)
+    return [i for c in range(channels) for i in (shuffle[c], channels + c)]
+
+
 def aggregator(stage_input, blocks_output, channels_out, name):
     """Channel shuffle of the blocks' output, interleaved with the stage input
     ([r0, x0, r1, x1, ...]), grouped 1x1 conv 2C -> C_out with C/4 groups, BN, ReLU6."""
     channels = stage_input.shape[-1]
-    shuffle = shuffle_permutation(channels, 4)
-    order = [i for c in range(channels) for i in (shuffle[c], channels + c)]
-    mixed = ChannelGather(order, name=f"{name}_mix")([blocks_output, stage_input])
+    mixed = ChannelGather(_mix_order(channels), name=f"{name}_mix")([blocks_output, stage_input])
     return aggregate(mixed, channels_out, channels // 4, name)
 
 
+def aggregator_coral(stage_input, blocks_output, channels_out, name):
+    """aggregator() for the Edge TPU: shuffle, interleave and grouped conv as one dense 1x1 conv."""
+    channels = stage_input.shape[-1]
+    return aggregate_coral([blocks_output, stage_input], _mix_order(channels), channels_out,
+                           channels // 4, name)
+
+
 @register("glimmernet", default_input_shape=(224, 224, 3), default_num_classes=4,
-          description="GlimmerNet: grouped dilated depthwise blocks (AIDER emergency classes)")
-def build_glimmernet(input_shape, num_classes):
+          description="GlimmerNet: grouped dilated depthwise blocks (AIDER emergency classes)",
+          forms=("default", "coral"))
+def build_glimmernet(input_shape, num_classes, form="default"):
     return build_classifier("glimmernet", input_shape, num_classes, DEPTHS, OUT_WIDTHS,
-                            gd_block, aggregator)
+                            gd_block, aggregator_coral if form == "coral" else aggregator,
+                            form=form)

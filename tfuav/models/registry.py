@@ -12,15 +12,19 @@ class ModelSpec:
     default_input_shape: tuple
     default_num_classes: int
     description: str
+    # "default", plus "coral" where build(input_shape, num_classes, form="coral") gives the
+    # Edge TPU form: the same function and weights in ops the Edge TPU compiler maps.
+    forms: tuple = ("default",)
 
 
 _REGISTRY: dict = {}
+FORMS = ("default", "coral")
 
 
-def register(name, default_input_shape, default_num_classes, description):
+def register(name, default_input_shape, default_num_classes, description, forms=("default",)):
     def wrap(build):
         _REGISTRY[name] = ModelSpec(name, build, tuple(default_input_shape),
-                                    default_num_classes, description)
+                                    default_num_classes, description, tuple(forms))
         return build
     return wrap
 
@@ -37,10 +41,41 @@ def get_spec(name):
     return _REGISTRY[name]
 
 
-def build_model(name, input_shape=None, num_classes=None):
+def build_model(name, input_shape=None, num_classes=None, form="default"):
+    """The registered model `name`; form="coral" builds its Edge TPU form (batch fixed to 1,
+    Edge TPU-friendly layers; same weights, same float function)."""
     spec = get_spec(name)
-    return spec.build(tuple(input_shape or spec.default_input_shape),
-                      num_classes or spec.default_num_classes)
+    if form not in FORMS:
+        raise TfuavError(f"unknown model form {form!r} (choose from: {', '.join(FORMS)})")
+    if form not in spec.forms:
+        raise TfuavError(f"model {name!r} has no {form} form (it has: {', '.join(spec.forms)})")
+    args = (tuple(input_shape or spec.default_input_shape), num_classes or spec.default_num_classes)
+    return spec.build(*args) if form == "default" else spec.build(*args, form=form)
+
+
+def coral_form(model, name=None):
+    """The coral form of a zoo model built in its default form (or loaded from a file), with
+    its weights: layers are matched by name; a grouped aggregator kernel becomes the dense
+    kernel of PermutedGroupedConv1x1, every other weight is copied as it is.
+
+    name: the registered model name (default: the Keras model's own name)."""
+    name = name or model.name
+    shape = tuple(model.input_shape[1:])
+    classes = int(model.output_shape[-1])
+    coral = build_model(name, shape, classes, form="coral")
+    for layer in coral.layers:
+        if not layer.weights:
+            continue
+        try:
+            source = model.get_layer(layer.name)
+        except ValueError:
+            raise TfuavError(f"model {model.name!r} has no layer {layer.name!r}: "
+                             f"not a {name} model") from None
+        if hasattr(layer, "set_grouped_weights"):
+            layer.set_grouped_weights(*source.get_weights())
+        else:
+            layer.set_weights(source.get_weights())
+    return coral
 
 
 def _load_all():
