@@ -1,5 +1,6 @@
 """Coral Edge TPU target: the op check (first CPU op, general constraints), the compiler log
 parser, and the coral form of the zoo models (same float function, all ops on the Edge TPU)."""
+import json
 import os
 import stat
 
@@ -297,3 +298,40 @@ def test_glimmernet_default_form_falls_back_at_the_first_channel_gather():
 def test_takunet_coral_form_runs_entirely_on_the_edgetpu():
     report = edgetpu_report(_coral_tflite("takunet"))
     assert report["cpu_ops"] == 0 and report["first_cpu_op"] is None, report["first_cpu_op"]
+
+
+@pytest.mark.slow
+def test_build_for_coral_converts_the_edge_tpu_form(tmp_path):
+    from tfuav.config import CONFIG_DIR, load_config
+    from tfuav.pipeline import build
+    config = load_config(CONFIG_DIR / "default.yaml", {"train": {"epochs": 1},
+                                                       "data": {"synthetic_per_class": 24}})
+    report = build(config, "coral", tmp_path, echo=lambda *_: None)
+    assert report["edgetpu"]["fully_mapped"] is True and report["edgetpu"]["cpu_ops"] == 0
+    assert report["validation"]["passed"] is True
+    assert "edgetpu_compiler -s" in report["edgetpu"]["compiler"]["command"]
+    assert "## Coral Edge TPU" in (tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "edgetpu_report.json").read_text())["fully_mapped"] is True
+    bundle = tmp_path / "rpi_bundle"
+    assert "--edgetpu" in (bundle / "run.sh").read_text()
+    assert "edgetpu_compiler -s model_int8.tflite" in (bundle / "README.md").read_text()
+    assert (bundle / "model_int8.tflite").read_bytes() == (tmp_path / "model_int8.tflite").read_bytes()
+
+
+def test_export_for_coral_names_the_first_cpu_op(tmp_path):
+    from helpers import run_cli
+    L = tf.keras.layers
+    inp = tf.keras.Input((16, 16, 3), batch_size=1)
+    x = L.Conv2D(8, 3, padding="same", name="stem")(inp)
+    x = L.Lambda(lambda t: tf.gather(t, [7, 6, 5, 4, 3, 2, 1, 0], axis=-1), name="shuffle")(x)
+    x = L.Conv2D(8, 1, name="mix")(x)
+    model = tf.keras.Model(inp, L.Dense(4)(L.GlobalAveragePooling2D()(x)))
+    rep = np.random.default_rng(0).uniform(0, 1, (8, 16, 16, 3)).astype(np.float32)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(to_int8_tflite(model, rep))
+    result = run_cli("export", path, "--target", "coral", "--out", tmp_path / "o")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "GATHER" in result.stdout and "'shuffle'" in result.stdout
+    saved = json.loads((tmp_path / "o" / "edgetpu_report.json").read_text())
+    assert saved["first_cpu_op"]["op"] == "GATHER" and saved["first_cpu_op"]["layer"] == "shuffle"
+    assert (tmp_path / "o" / "rpi_bundle" / "run.sh").is_file()

@@ -52,6 +52,13 @@ def build(config, target_name, out_dir, resume=False, kernels="reference", force
 
     with clock.stage("compress"):
         model, to_convert = compress_model(model, dataset, config, echo)
+        if target.family == "coral":
+            if config.compress.qat:
+                raise TfuavError("the coral target converts the model's Edge TPU form, which has "
+                                 "no quantization-aware training path: set compress.qat: false")
+            from tfuav.models.registry import coral_form
+            echo("  Edge TPU form: the same weights in ops the Edge TPU compiler maps")
+            to_convert = coral_form(model, config.model.name)
 
     with clock.stage("convert"):
         from tfuav.convert import assert_graph_ok, to_int8_tflite, tflite_info
@@ -89,6 +96,10 @@ def build(config, target_name, out_dir, resume=False, kernels="reference", force
                 from tfuav.export.rpi import export_rpi
                 report["bundle"] = export_rpi(tflite, target, out_dir, name=config.model.name,
                                               labels=dataset.class_names, echo=echo)
+            elif target.family == "coral":
+                from tfuav.export.coral import export_coral
+                report["edgetpu"] = export_coral(tflite, target, out_dir, name=config.model.name,
+                                                 labels=dataset.class_names, echo=echo)
         except TfuavError:
             write_report(out_dir, report)
             raise

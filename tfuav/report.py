@@ -60,6 +60,9 @@ def render_markdown(r):
         lines.append(f"- first divergence: {v['first_divergence']}")
     if r.get("firmware"):
         lines += render_firmware(r["firmware"])
+    if r.get("edgetpu"):
+        from tfuav.export.coral import edgetpu_report_markdown
+        lines += ["", edgetpu_report_markdown(r["edgetpu"]).rstrip()]
     lines += ["", "## Timings (seconds)", "", "| stage | seconds |", "|---|---|"]
     for stage, seconds in r["timings"].items():
         lines.append(f"| {stage} | {seconds:.1f} |")

@@ -32,4 +32,9 @@ def export_model_file(model_file, target_name, out_dir=None, name=None, labels_f
     if target.family == "rpi":
         from tfuav.export.rpi import export_rpi
         return export_rpi(path.read_bytes(), target, out_dir, name=name, labels=labels, echo=echo)
-    raise TfuavError(f"tfuav export has no packaging for {target.family} targets yet")
+    if target.family == "coral":
+        from tfuav.export.coral import export_coral
+        report = export_coral(path.read_bytes(), target, out_dir, name=name, labels=labels,
+                              echo=echo)
+        return {"folder": str(out_dir), "edgetpu": report}
+    raise TfuavError(f"tfuav export has no packaging for {target.family} targets")

@@ -537,3 +537,31 @@ def edgetpu_report_markdown(report, title="Coral Edge TPU"):
     if report.get("warnings"):
         lines += ["", "### Notes", ""] + [f"- {w}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
+
+
+def export_coral(model_bytes, target, out_dir, name, labels=None, echo=print):
+    """The coral target's package: the Edge TPU report (edgetpu_report.json / .md) and the host
+    bundle (rpi_bundle/, run with --edgetpu). Returns the report."""
+    from tfuav.export.rpi import export_rpi
+    from tfuav.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+    out_dir = Path(out_dir)
+    model_path = out_dir / "model_int8.tflite"
+    atomic_write_bytes(model_path, bytes(model_bytes))
+    report = edgetpu_report(model_bytes, model_path=model_path, out_dir=out_dir)
+    atomic_write_json(out_dir / "edgetpu_report.json", report)
+    atomic_write_text(out_dir / "edgetpu_report.md", edgetpu_report_markdown(report))
+    first = report["first_cpu_op"]
+    if first is None:
+        echo(f"  Edge TPU: all {report['total_ops']} ops map to the Edge TPU")
+    else:
+        echo(f"  Edge TPU: {report['edgetpu_ops']} of {report['total_ops']} ops; op "
+             f"#{first['index']} {first['op']} (layer {first['layer']!r}) and everything "
+             f"after it run on the CPU: {first['reason']}")
+    if not report["compiler"].get("ran"):
+        echo(f"  edgetpu_compiler is not installed here; compile with: "
+             f"{report['compiler']['command']}")
+    compiled = out_dir / "model_int8_edgetpu.tflite"
+    export_rpi(model_bytes, target, out_dir, name=name, labels=labels, echo=echo,
+               edgetpu_model=compiled.read_bytes() if report["compiler"].get("ran")
+               and compiled.is_file() else None)
+    return report

@@ -11,10 +11,12 @@ RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "firmware_export" / "rpi"
 BUNDLE_PACKAGE = "tfuav_runtime"
 MODEL_FILE = "model_int8.tflite"
+EDGETPU_MODEL_FILE = "model_int8_edgetpu.tflite"
 
 
-def export_rpi(model_bytes, target, out_dir, name, labels=None, echo=print):
-    """Writes <out_dir>/rpi_bundle/; returns a summary dict."""
+def export_rpi(model_bytes, target, out_dir, name, labels=None, edgetpu_model=None, echo=print):
+    """Writes <out_dir>/rpi_bundle/; returns a summary dict. edgetpu_model: the model compiled
+    by edgetpu_compiler (coral target), which run.sh then uses."""
     if target.family not in ("rpi", "coral"):
         raise TfuavError(f"the Raspberry Pi bundle is for rpi and coral targets; {target.name} is "
                          f"a {target.family} target")
@@ -25,9 +27,14 @@ def export_rpi(model_bytes, target, out_dir, name, labels=None, echo=print):
         raise TfuavError(f"{len(labels)} labels given, the model's first output has "
                          f"{classes} classes")
     files = {MODEL_FILE: bytes(model_bytes), "labels.txt": "\n".join(labels) + "\n"}
+    run_model = MODEL_FILE
+    if edgetpu_model is not None:
+        run_model = EDGETPU_MODEL_FILE
+        files[EDGETPU_MODEL_FILE] = bytes(edgetpu_model)
     for source in sorted(RUNTIME_DIR.glob("*.py")):
         files[f"{BUNDLE_PACKAGE}/{source.name}"] = source.read_text()
-    values = {"MODEL": name, "TARGET": target.name, "MODEL_FILE": MODEL_FILE,
+    values = {"MODEL": name, "TARGET": target.name, "MODEL_FILE": run_model,
+              "EDGETPU_NOTE": _edgetpu_note(target, edgetpu_model is not None),
               "PACKAGE": BUNDLE_PACKAGE,
               "EDGETPU_FLAG": " --edgetpu" if target.family == "coral" else ""}
     for template in sorted(TEMPLATE_DIR.glob("*.in")):
@@ -38,3 +45,16 @@ def export_rpi(model_bytes, target, out_dir, name, labels=None, echo=print):
     echo(f"  Raspberry Pi bundle: {folder}")
     return {"folder": str(folder), "model_bytes": len(model_bytes), "labels": labels,
             "files": sorted(files)}
+
+
+def _edgetpu_note(target, compiled):
+    if target.family != "coral":
+        return ""
+    if compiled:
+        return (f"\nFor the Coral Edge TPU: `run.sh` runs `{EDGETPU_MODEL_FILE}`, the model "
+                "compiled by `edgetpu_compiler`, through the Edge TPU delegate; install "
+                "`libedgetpu1-std` from Coral's apt repository first.\n")
+    return (f"\nFor the Coral Edge TPU: compile the model first (`edgetpu_compiler -s "
+            f"{MODEL_FILE}` writes `{EDGETPU_MODEL_FILE}`; the compiler runs on x86-64 Linux), "
+            f"copy it here and run `MODEL={EDGETPU_MODEL_FILE} ./run.sh ...`. The Edge TPU "
+            "delegate needs `libedgetpu1-std` from Coral's apt repository.\n")
