@@ -135,3 +135,16 @@ def test_mismatch_is_one_line_error_and_nothing_is_written(tmp_path, monkeypatch
     message = str(err.value)
     assert "\n" not in message and "'score'" in message and "differs from Keras" in message
     assert not out.exists()
+
+
+def test_cli_exports_onnx(tmp_path):
+    from helpers import error_line, run_cli
+    result = run_cli("export", VWW_DIR / "vww_96.h5", "--format", "onnx", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "vww_96.onnx"
+    session = ort.InferenceSession(out.read_bytes(), providers=["CPUExecutionProvider"])
+    keras = tf.keras.models.load_model(VWW_DIR / "vww_96.h5", compile=False)
+    x = np.random.default_rng(5).uniform(0, 1, (2, 96, 96, 3)).astype(np.float32)
+    got = session.run(None, {session.get_inputs()[0].name: x})[0]
+    assert np.abs(got - keras(x, training=False).numpy()).max() < 1e-4
+    assert "--target is required" in error_line(run_cli("export", VWW_DIR / "vww_96.h5"))
