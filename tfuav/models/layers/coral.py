@@ -18,6 +18,8 @@ with the same weights (the `coral` form of a zoo model, `build_model(..., form="
 import numpy as np
 import tensorflow as tf
 
+from tfuav.models.layers.grn import GlobalResponseNorm
+
 keras = tf.keras
 
 
@@ -124,7 +126,7 @@ class PermutedGroupedConv1x1(keras.layers.Layer):
         return config
 
 
-class CoralGlobalResponseNorm(keras.layers.Layer):
+class CoralGlobalResponseNorm(GlobalResponseNorm):
     """GlobalResponseNorm (same gamma, beta, epsilon; same function) in Edge TPU ops:
 
         u = L2_NORMALIZATION of each channel over H*W (RESHAPE, TRANSPOSE, and back)
@@ -132,16 +134,6 @@ class CoralGlobalResponseNorm(keras.layers.Layer):
         m = MEAN_c(n) + epsilon / (H*W);  r = RSQRT(m)
         out = x * (1 + gamma * (n * r) * r) + beta        (r * r = 1 / m, no DIV)
     """
-
-    def __init__(self, epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
-
-    def build(self, input_shape):
-        channels = int(input_shape[-1])
-        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="zeros")
-        self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")
-        super().build(input_shape)
 
     def call(self, x):
         h, w, c = x.shape[1], x.shape[2], x.shape[3]
@@ -152,8 +144,3 @@ class CoralGlobalResponseNorm(keras.layers.Layer):
         r = tf.math.rsqrt(tf.reduce_mean(norm, axis=-1, keepdims=True) + self.epsilon / (h * w))
         scale = 1.0 + self.gamma * ((norm * r) * r)
         return x * scale + self.beta
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(epsilon=self.epsilon)
-        return config
