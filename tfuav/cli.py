@@ -107,7 +107,7 @@ def convert(model_file, out, data, float_io):
 @click.option("--force", is_flag=True, help="A model that does not fit the board is a warning, not an error.")
 def export(model_file, target, fmt, out, name, labels_file, kernels, golden, force):
     """Package a model: an int8 .tflite for a board (Cortex-M firmware folder, Raspberry Pi
-    bundle), or a Keras .h5/.keras file as ONNX (--format onnx)."""
+    bundle, Coral Edge TPU report and bundle), or a Keras .h5/.keras file as ONNX."""
     if fmt == "onnx":
         from tfuav.convert.onnx import export_onnx_file
         stem = Path(model_file).stem
