@@ -11,6 +11,7 @@ int8/uint8 quantization live here; `tfuav.data.preprocess` and `tfuav.quantizati
 """
 from .app import main, run_inference
 from .bench import benchmark, format_table, peak_rss_mib
+from .detect import decode_centernet
 from .errors import EdgeTpuUnavailableError, InferenceError
 from .interpreter import EDGETPU_LIBRARY, Classifier, load_edgetpu_delegate, load_labels
 from .preprocess import preprocess
@@ -18,7 +19,7 @@ from .quant import dequantize, quantize
 from .sources import (IMAGE_EXTENSIONS, Frame, FrameSource, list_images, open_source,
                       read_image_file)
 
-__all__ = ["Classifier", "EDGETPU_LIBRARY", "EdgeTpuUnavailableError", "Frame", "FrameSource",
+__all__ = ["Classifier", "EDGETPU_LIBRARY", "decode_centernet", "EdgeTpuUnavailableError", "Frame", "FrameSource",
            "IMAGE_EXTENSIONS", "InferenceError", "benchmark", "dequantize", "format_table",
            "list_images", "load_edgetpu_delegate", "load_labels", "main", "open_source",
            "peak_rss_mib", "preprocess", "quantize", "read_image_file", "run_inference"]
