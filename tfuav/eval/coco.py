@@ -97,35 +97,31 @@ def _regions_from(gt, ignore_regions):
     return {k: np.asarray(v, np.float64).reshape(-1, 4) for k, v in ignore_regions.items()}
 
 
+def _outside_ignored(items, regions):
+    """Mask over COCO records (dicts with image_id and bbox): False for those at least
+    IGNORE_COVER_THRESHOLD inside their image's ignored regions."""
+    keep = np.ones(len(items), bool)
+    by_image = {}
+    for i, item in enumerate(items):
+        by_image.setdefault(item["image_id"], []).append(i)
+    for image_id, idx in by_image.items():
+        reg = regions.get(image_id)
+        if reg is None or not len(reg):
+            continue
+        cover = ignored_cover([items[i]["bbox"] for i in idx], reg)
+        keep[np.asarray(idx)[cover >= IGNORE_COVER_THRESHOLD]] = False
+    return keep
+
+
 def filter_ignored(gt: dict, detections: list, regions: dict, drop_gt_in_ignored: bool = True):
     """Remove detections (and, as the VisDrone toolkit does, ground truth) that lie at least half
     inside an image's ignored regions. Returns ``(gt, detections)``; the inputs are not changed."""
     if not regions:
         return gt, detections
-    keep_det = np.ones(len(detections), bool)
-    by_image = {}
-    for i, d in enumerate(detections):
-        by_image.setdefault(d["image_id"], []).append(i)
-    for image_id, idx in by_image.items():
-        reg = regions.get(image_id)
-        if reg is None or not len(reg):
-            continue
-        cover = ignored_cover([detections[i]["bbox"] for i in idx], reg)
-        keep_det[np.asarray(idx)[cover >= IGNORE_COVER_THRESHOLD]] = False
-    detections = [d for d, k in zip(detections, keep_det) if k]
+    detections = [d for d, k in zip(detections, _outside_ignored(detections, regions)) if k]
     if drop_gt_in_ignored:
         anns = gt.get("annotations", [])
-        keep_gt = np.ones(len(anns), bool)
-        by_image = {}
-        for i, a in enumerate(anns):
-            by_image.setdefault(a["image_id"], []).append(i)
-        for image_id, idx in by_image.items():
-            reg = regions.get(image_id)
-            if reg is None or not len(reg):
-                continue
-            cover = ignored_cover([anns[i]["bbox"] for i in idx], reg)
-            keep_gt[np.asarray(idx)[cover >= IGNORE_COVER_THRESHOLD]] = False
-        gt = dict(gt, annotations=[a for a, k in zip(anns, keep_gt) if k])
+        gt = dict(gt, annotations=[a for a, k in zip(anns, _outside_ignored(anns, regions)) if k])
     return gt, detections
 
 
