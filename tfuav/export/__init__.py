@@ -4,6 +4,19 @@ from pathlib import Path
 from tfuav.errors import TfuavError
 
 
+def model_labels(info, labels=None):
+    """The class labels for a model (tflite_info of it): the given ones, checked against the
+    classes of its first output, else class_0, class_1, ..."""
+    shape = info["outputs"][0]["shape"]
+    classes = int(shape[-1]) if shape else 1
+    if not labels:
+        return [f"class_{k}" for k in range(classes)]
+    if len(labels) != classes:
+        raise TfuavError(f"{len(labels)} labels given, the model's first output has "
+                         f"{classes} classes")
+    return list(labels)
+
+
 def export_model_file(model_file, target_name, out_dir=None, name=None, labels_file=None,
                       kernels="reference", golden_count=1, force=False, echo=print):
     """Export a user's int8 .tflite for a target board; returns the export summary."""

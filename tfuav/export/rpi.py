@@ -5,6 +5,7 @@ from pathlib import Path
 
 from tfuav.convert.inspect_tflite import tflite_info
 from tfuav.errors import TfuavError
+from tfuav.export import model_labels
 from tfuav.export.folder import render, write_folder
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
@@ -20,12 +21,7 @@ def export_rpi(model_bytes, target, out_dir, name, labels=None, edgetpu_model=No
     if target.family not in ("rpi", "coral"):
         raise TfuavError(f"the Raspberry Pi bundle is for rpi and coral targets; {target.name} is "
                          f"a {target.family} target")
-    info = tflite_info(model_bytes)
-    classes = int(info["outputs"][0]["shape"][-1])
-    labels = list(labels) if labels else [f"class_{k}" for k in range(classes)]
-    if len(labels) != classes:
-        raise TfuavError(f"{len(labels)} labels given, the model's first output has "
-                         f"{classes} classes")
+    labels = model_labels(tflite_info(model_bytes), labels)
     files = {MODEL_FILE: bytes(model_bytes), "labels.txt": "\n".join(labels) + "\n"}
     run_model = MODEL_FILE
     if edgetpu_model is not None:

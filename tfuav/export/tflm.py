@@ -10,6 +10,7 @@ import numpy as np
 
 from tfuav.convert.inspect_tflite import tflite_info
 from tfuav.errors import TfuavError
+from tfuav.export import model_labels
 from tfuav.export.csource import byte_lines, c_identifier, c_string
 from tfuav.export.fit import FitError, fit_check
 from tfuav.export.folder import render, write_folder
@@ -59,11 +60,7 @@ def export_tflm(model_bytes, target, out_dir, name, labels=None, golden_images=N
     if len(info["inputs"]) != 1:
         raise TfuavError(f"the firmware harness feeds one input tensor; the model has "
                          f"{len(info['inputs'])}")
-    classes = _default_labels(info)
-    labels = list(labels) if labels else classes
-    if len(labels) != len(classes):
-        raise TfuavError(f"{len(labels)} labels given, the model's first output has "
-                         f"{len(classes)} classes")
+    labels = model_labels(info, labels)
     assert_ops_supported(model_bytes, runtime, target.name)
 
     echo("  measuring the TFLM arena (recording allocator)")
@@ -140,11 +137,6 @@ def _template_files(name, target, kernels, arena, model_size):
 
 def _tensor_bytes(spec):
     return int(np.prod(spec["shape"])) * np.dtype(spec["dtype"]).itemsize
-
-
-def _default_labels(info):
-    n = int(info["outputs"][0]["shape"][-1]) if info["outputs"][0]["shape"] else 1
-    return [f"class_{k}" for k in range(n)]
 
 
 def _plain(value):
