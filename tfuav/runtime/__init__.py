@@ -11,7 +11,7 @@ int8/uint8 quantization live here; `tfuav.data.preprocess` and `tfuav.quantizati
 """
 from .app import main, run_inference
 from .bench import benchmark, format_table, peak_rss_mib
-from .detect import decode_centernet
+from .detect import decode_centernet, decode_head
 from .errors import EdgeTpuUnavailableError, InferenceError
 from .interpreter import EDGETPU_LIBRARY, Classifier, load_edgetpu_delegate, load_labels
 from .preprocess import preprocess

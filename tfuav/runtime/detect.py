@@ -45,3 +45,24 @@ def decode_centernet(heatmap, size, offset, stride, top_k=100, score_threshold=0
     y1 = np.clip(cy + bh / 2, 0, img_h)
     boxes = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1).astype(np.float32)
     return boxes, scores[order].astype(np.float32), classes.astype(np.int64)
+
+
+def decode_head(output, num_classes, stride, top_k=100, score_threshold=0.1):
+    """Decodes the output of a tfuav detector: one tensor [H, W, num_classes + 4], every
+    channel a sigmoid in [0, 1]: the class heatmap, the box width and height as fractions of
+    the input image's width and height, and the centre's sub-cell offset (dx, dy).
+
+    The input image is (W * stride) x (H * stride) pixels. Returns what decode_centernet does.
+    One value range for all channels lets a single int8 output tensor (scale 1/256) carry
+    them all at full resolution.
+    """
+    output = np.asarray(output, np.float32)
+    if output.ndim == 4 and output.shape[0] == 1:
+        output = output[0]
+    if output.ndim != 3 or output.shape[-1] != num_classes + 4:
+        raise ValueError(f"detector output {output.shape} is not [H, W, {num_classes} + 4]")
+    h, w, _ = output.shape
+    size = output[..., num_classes:num_classes + 2] * np.array([w, h], np.float32)
+    return decode_centernet(output[..., :num_classes], size,
+                            output[..., num_classes + 2:], stride, top_k=top_k,
+                            score_threshold=score_threshold)
