@@ -3,6 +3,7 @@ import tfuav  # noqa: F401  (first: selects Keras 2)
 
 import json
 import re
+import subprocess
 import zlib
 
 import numpy as np
@@ -11,8 +12,8 @@ import tensorflow as tf
 import yaml
 from ai_edge_litert import interpreter as litert
 
-from firmware_helpers import (as_array, c_arrays, c_define, compile_tflm_free_sources,
-                              golden_vectors, run_boot_check)
+from firmware_helpers import (C_DIR, CPU_FLAGS, as_array, c_arrays, c_define,
+                              compile_tflm_free_sources, golden_vectors, run_boot_check)
 from helpers import VWW_DIR, convert_zoo_model, error_line, run_cli, small_cnn_tflite
 from tfuav.convert import to_int8_tflite
 from tfuav.export.fit import FitError
@@ -314,3 +315,190 @@ def test_op_check_knows_types_and_grouped_convolutions():
     # (the converter drops the grouped convolution's layer name; GATHER keeps its own)
     assert [(p["op"], p["layer"]) for p in problems] == [("CONV_2D", None), ("GATHER", "shuffle")]
     assert "grouped 16x8" in problems[0]["problem"] and "int16" in problems[1]["problem"]
+
+
+# --- detectors ------------------------------------------------------------------------------
+
+DETECT_LABELS = ["person", "car", "boat"]
+
+
+def _parse_golden_boxes(folder):
+    """[[(class, score, x, y, w, h), ...] per golden output] read back from golden_data.cc."""
+    text = (folder / "golden_data.cc").read_text()
+    counts = [int(v) for v in re.search(r"g_golden_box_count\[GOLDEN_COUNT\] = \{([^}]*)\}",
+                                        text).group(1).split(",")]
+    table = text[text.index("g_golden_boxes[GOLDEN_COUNT]"):]
+    rows = re.findall(r"\{([-0-9.e+]+)f, ([-0-9.e+]+)f, ([-0-9.e+]+)f, ([-0-9.e+]+)f, "
+                      r"([-0-9.e+]+)f, (\d+)\}", table)
+    boxes = [(int(c), float(s), float(x), float(y), float(w), float(h))
+             for x, y, w, h, s, c in rows]
+    assert sum(counts) == len(boxes)
+    starts = np.cumsum([0] + counts)
+    return [boxes[a:b] for a, b in zip(starts[:-1], starts[1:])]
+
+
+def _numpy_golden_boxes(outputs, detection, quantization=(1 / 256, -128)):
+    from tfuav.runtime.detect import decode_head_int8
+    result = []
+    for out in outputs:
+        q = as_array(out, np.int8, (8, 8, detection.num_classes + 4))
+        boxes, scores, classes = decode_head_int8(q, *quantization, detection.num_classes,
+                                                  detection.stride, detection.top_k,
+                                                  detection.score_threshold)
+        result.append([(int(c), float(s), *map(float, b))
+                       for b, s, c in zip(boxes, scores, classes)])
+    return result
+
+
+def _golden_check_on_qemu(folder, work):
+    """tests/c/detect_golden_main.c linked with the folder's decoder, box check, golden data
+    and platform layer (no TFLM), run in QEMU: (exit status, output lines)."""
+    elf = work / "detect_golden.elf"
+    cmd = ["arm-none-eabi-gcc", *CPU_FLAGS["cortex-m7"], "-O2", "-fno-exceptions",
+           "-nostartfiles", "--specs=nano.specs", "--specs=rdimon.specs", "-Wl,--gc-sections",
+           f"-T{folder / 'mps2_an500.ld'}", f"-I{folder}", str(C_DIR / "detect_golden_main.c"),
+           *(str(folder / f) for f in ("tfuav_detect.c", "detect_golden.c", "startup_cortex_m.c",
+                                       "cycles.c", "port_semihosting.c", "golden_data.cc")),
+           "-o", str(elf)]
+    build = subprocess.run(cmd, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    proc = subprocess.run(["qemu-system-arm", "-M", "mps2-an500", "-nographic", "-semihosting",
+                           "-kernel", str(elf)], capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def detector_folder(tmp_path_factory):
+    from test_detect_c import detector_tflite
+    from tfuav.export.detection import Detection
+    tfl, images = detector_tflite()
+    detection = Detection(num_classes=3, stride=4, top_k=10, score_threshold=0.45)
+    out = tmp_path_factory.mktemp("detector")
+    summary = export_tflm(tfl, load_target("cortex-m7"), out, name="uav_det",
+                          labels=DETECT_LABELS, golden_images=images[:2], golden_count=2,
+                          detection=detection, **QUIET)
+    return out / "firmware", tfl, detection, summary
+
+
+def test_detector_folder_carries_the_decoder_and_golden_boxes(detector_folder):
+    folder, tfl, detection, summary = detector_folder
+    _check_folder(folder, tfl)                    # as every folder, TFLM reproduces the outputs
+    for source in ("tfuav_detect.c", "detect_golden.c"):   # TFLM-free C, no warning
+        proc = subprocess.run(["arm-none-eabi-gcc", *CPU_FLAGS["cortex-m7"], "-std=c99", "-Wall",
+                               "-Wextra", "-Werror", "-c", "-o", "/dev/null", f"-I{folder}",
+                               str(folder / source)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    config = (folder / "model_config.h").read_text()
+    assert [c_define(config, f"MODEL_DETECT_{k}") for k in
+            ("NUM_CLASSES", "GRID_HEIGHT", "GRID_WIDTH", "STRIDE", "TOP_K")] == \
+        ["3", "8", "8", "4", "10"]
+    threshold = c_define(config, "MODEL_DETECT_SCORE_THRESHOLD")
+    assert np.float32(float(threshold.rstrip("f"))) == np.float32(0.45)
+    assert '{"person", "car", "boat"}' in config
+    # the golden boxes are the numpy decoder's boxes of the golden outputs
+    _, outs = golden_vectors(folder)
+    expected = _numpy_golden_boxes(outs, detection)
+    assert _parse_golden_boxes(folder) == expected
+    assert all(len(b) > 0 for b in expected)
+    assert summary["detection"]["golden_boxes"] == [len(b) for b in expected]
+    assert json.loads((folder / "firmware.json").read_text())["detection"]["grid"] == [8, 8]
+    # the harness and build files include the box check
+    assert '#include "detect_golden.h"' in (folder / "main.cc").read_text()
+    assert "tfuav_detect_check_golden(g, interpreter->output(0)->data.int8)" in \
+        (folder / "main.cc").read_text()
+    for build in ("Makefile", "CMakeLists.txt"):
+        assert "tfuav_detect.c detect_golden.c" in (folder / build).read_text()
+    assert "tfuav_detect_decode" in (folder / "README.md").read_text()
+
+
+def test_detector_folder_checks_boxes_on_an_emulated_cortex_m7(detector_folder, tmp_path):
+    folder, _, detection, _ = detector_folder
+    status, lines = _golden_check_on_qemu(folder, tmp_path)
+    assert status == 0 and lines[-1] == "PASS", lines
+    events = [json.loads(ln) for ln in lines if ln.startswith("{")]
+    printed = [[(e["class"], e["score"], e["x"], e["y"], e["w"], e["h"])
+                for e in events if e["event"] == "box" and e["golden"] == g] for g in (0, 1)]
+    _, outs = golden_vectors(folder)
+    assert printed == _numpy_golden_boxes(outs, detection)   # exact decimals of exact floats
+    assert all(e["label"] == DETECT_LABELS[e["class"]] for e in events if e["event"] == "box")
+    summaries = [e for e in events if e["event"] == "boxes"]
+    assert [e["mismatches"] for e in summaries] == [0, 0]
+    # a golden box that differs in one float is caught
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in folder.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    text = (broken / "golden_data.cc").read_text()
+    box = re.search(r"\{([-0-9.e+]+)f, ", text[text.index("g_golden_boxes"):])
+    start = text.index("g_golden_boxes") + box.start(1)
+    old = box.group(1)
+    new = repr(float(np.nextafter(np.float32(float(old)), np.float32(1e9))))
+    (broken / "golden_data.cc").write_text(text[:start] + new + text[start + len(old):])
+    status, lines = _golden_check_on_qemu(broken, tmp_path)
+    assert status == 1 and lines[-1] == "FAIL"
+    mismatches = [json.loads(ln)["mismatches"] for ln in lines if '"event":"boxes"' in ln]
+    assert mismatches == [1, 0]
+
+
+def test_classifier_folder_has_no_detector_parts(vww_folder):
+    folder, summary = vww_folder
+    assert "detection" not in summary
+    names = {p.name for p in folder.iterdir()}
+    assert not names & {"tfuav_detect.c", "tfuav_detect.h", "detect_golden.c", "detect_golden.h"}
+    assert "MODEL_DETECT" not in (folder / "model_config.h").read_text()
+    assert "g_golden_boxes" not in (folder / "golden_data.h").read_text()
+    assert "detect" not in (folder / "main.cc").read_text()
+    assert "detect" not in (folder / "Makefile").read_text()
+    assert "@" not in (folder / "main.cc").read_text()
+
+
+def test_cli_export_of_a_detector_and_its_errors(tmp_path):
+    from test_detect_c import detector_tflite
+    model = tmp_path / "uav_det.tflite"
+    model.write_bytes(detector_tflite()[0])
+    result = run_cli("export", model, "--target", "cortex-m7", "--detector", "--classes",
+                     "person,car,boat", "--max-boxes", "5", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "detector: 3 classes, stride 4, at most 5 boxes" in result.stdout
+    config = (tmp_path / "firmware" / "model_config.h").read_text()
+    assert '{"person", "car", "boat"}' in config and "#define MODEL_DETECT_TOP_K 5" in config
+    # a classifier is not a detector: one line naming the shapes
+    classifier = tmp_path / "cnn.tflite"
+    classifier.write_bytes(small_cnn_tflite())
+    line = error_line(run_cli("export", classifier, "--target", "cortex-m7", "--detector",
+                              "--out", tmp_path / "o"))
+    assert "cnn.tflite" in line and "[1, 4]" in line and "[1, H, W, C + 4]" in line
+    # classes that do not match the head, a stride that does not match the shapes
+    line = error_line(run_cli("export", model, "--target", "rpi", "--detector", "--classes",
+                              "person,car", "--stride", "2", "--out", tmp_path / "o"))
+    assert "[1, 8, 8, 7]" in line and "[1, H, W, 2 + 4]" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_detection_parameters_are_read_from_the_model_and_checked():
+    from test_detect_c import detector_tflite
+    from tfuav.convert.inspect_tflite import tflite_info
+    from tfuav.errors import TfuavError
+    from tfuav.export.detection import Detection
+    info = tflite_info(detector_tflite()[0])          # input 32x32x3, output 8x8x(3 + 4)
+    assert Detection.for_model(info) == Detection(num_classes=3, stride=4)
+    assert Detection.for_model(info, top_k=7, score_threshold=0.6).grid(info) == (8, 8)
+    with pytest.raises(TfuavError, match=r"input \[1, 32, 32, 3\] is not the output grid 8x8 "
+                                         r"times stride 2"):
+        Detection.for_model(info, stride=2)
+    with pytest.raises(TfuavError, match=r"\[1, 8, 8, 7\] does not match \[1, H, W, 4 \+ 4\]"):
+        Detection.for_model(info, num_classes=4)
+    for bad in (dict(num_classes=0), dict(num_classes=3, stride=0), dict(num_classes=3, top_k=0),
+                dict(num_classes=3, score_threshold=float("nan"))):
+        with pytest.raises(TfuavError):
+            Detection(**bad)
+    # a float output cannot go to the firmware's int8 decoder
+    from tfuav.convert import to_int8_tflite
+    L = tf.keras.layers
+    inp = tf.keras.Input((16, 16, 3))
+    out = L.Conv2D(6, 1, strides=4, activation="sigmoid")(inp)
+    rep = np.random.default_rng(0).uniform(0, 1, (4, 16, 16, 3)).astype(np.float32)
+    float_out = to_int8_tflite(tf.keras.Model(inp, out), rep, float_io=True)
+    with pytest.raises(TfuavError, match="int8 output; the model's output is float32"):
+        export_tflm(float_out, load_target("cortex-m7"), "/nonexistent", name="f",
+                    detection=Detection(2, 4), **QUIET)

@@ -105,7 +105,17 @@ def convert(model_file, out, data, float_io):
 @click.option("--golden", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Cortex-M: number of golden input/output vectors in the firmware.")
 @click.option("--force", is_flag=True, help="A model that does not fit the board is a warning, not an error.")
-def export(model_file, target, fmt, out, name, labels_file, kernels, golden, force):
+@click.option("--detector", is_flag=True,
+              help="The model is a detector: one output [1, H, W, classes + 4] (cortex-m and rpi targets).")
+@click.option("--classes", help="Class names, comma-separated (instead of --labels), e.g. person,car.")
+@click.option("--stride", type=click.IntRange(min=1),
+              help="Detectors: input pixels per output cell; default: input size / output grid.")
+@click.option("--max-boxes", type=click.IntRange(min=1),
+              help="Detectors: boxes per image at most (default 20).")
+@click.option("--score-threshold", type=float,
+              help="Detectors: keep boxes scoring at least this (default 0.3).")
+def export(model_file, target, fmt, out, name, labels_file, kernels, golden, force, detector,
+           classes, stride, max_boxes, score_threshold):
     """Package a model: an int8 .tflite for a board (Cortex-M firmware folder, Raspberry Pi
     bundle, Coral Edge TPU report and bundle), or a Keras .h5/.keras file as ONNX."""
     if fmt == "onnx":
@@ -121,7 +131,14 @@ def export(model_file, target, fmt, out, name, labels_file, kernels, golden, for
     from tfuav.export import export_model_file
     summary = export_model_file(model_file, target, out, name=name, labels_file=labels_file,
                                 kernels=kernels, golden_count=golden, force=force,
-                                echo=click.echo)
+                                echo=click.echo, classes=classes, detector=detector,
+                                stride=stride, top_k=max_boxes,
+                                score_threshold=score_threshold)
+    detection = summary.get("detection")
+    if detection:
+        click.echo(f"detector: {detection['num_classes']} classes, stride {detection['stride']}, "
+                   f"at most {detection['top_k']} boxes, scores >= "
+                   f"{detection['score_threshold']:g}")
     fit = summary.get("fit")
     if fit:
         click.echo(f"wrote {summary['folder']}: arena {summary['arena']['arena_bytes']:,} bytes, "
@@ -180,12 +197,24 @@ def inspect(model, as_json):
 @click.option("--threads", type=click.IntRange(min=1), help="Interpreter threads; default: the interpreter's choice.")
 @click.option("--save-video", type=click.Path(), help="Write an annotated video (.mp4 or .avi).")
 @click.option("--edgetpu", is_flag=True, help="Run on a Coral Edge TPU (needs libedgetpu).")
-def infer(model_file, source, labels_file, top_k, threads, save_video, edgetpu):
-    """Classify frames with a .tflite model (TensorFlow-free); one JSON line per frame."""
+@click.option("--detector", is_flag=True,
+              help="The model is a detector (automatic when a detector.json is next to it).")
+@click.option("--score-threshold", type=float,
+              help="Detectors: keep boxes scoring at least this (default: detector.json's, else 0.3).")
+@click.option("--max-boxes", type=click.IntRange(min=1),
+              help="Detectors: boxes per frame at most (default: detector.json's, else 20).")
+@click.option("--reference-kernels", is_flag=True,
+              help="Run the TFLite reference kernels (slow; bit-exact with the firmware).")
+def infer(model_file, source, labels_file, top_k, threads, save_video, edgetpu, detector,
+          score_threshold, max_boxes, reference_kernels):
+    """Classify frames, or detect objects in them, with a .tflite model (TensorFlow-free);
+    one JSON line per frame."""
     from tfuav.runtime import InferenceError, run_inference
     try:
         status = run_inference(model_file, source, labels=labels_file, top_k=top_k,
-                               threads=threads, save_video=save_video, edgetpu=edgetpu)
+                               threads=threads, save_video=save_video, edgetpu=edgetpu,
+                               detector=detector, score_threshold=score_threshold,
+                               max_boxes=max_boxes, reference_kernels=reference_kernels)
     except InferenceError as err:
         raise TfuavError(str(err)) from None
     if status:

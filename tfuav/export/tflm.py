@@ -2,7 +2,11 @@
 the model's configuration, golden vectors, the benchmark harness, build files and the platform
 layer (startup, linker scripts, port). Everything is checked before it is written: ops against
 the runtime's op set, the arena by re-running TFLM with exactly the exported size, the golden
-outputs against the TFLite reference kernels, and the fit against the board's budgets."""
+outputs against the TFLite reference kernels, and the fit against the board's budgets.
+
+A detector (detection=Detection(...)) also gets the C decoder of its output (firmware_export/
+detect/), its decoding parameters in model_config.h, and the golden boxes (tfuav's numpy
+decoder on the golden outputs), which the harness checks on the target too."""
 import json
 from pathlib import Path
 
@@ -19,6 +23,8 @@ from tfuav.export.opcheck import assert_ops_supported
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent.parent / "firmware_export"
 TEMPLATE_DIR = FIRMWARE_DIR / "tflm"
 PLATFORM_DIR = FIRMWARE_DIR / "platform"
+DETECT_DIR = FIRMWARE_DIR / "detect"
+DETECT_SOURCES = ("tfuav_detect.h", "tfuav_detect.c", "detect_golden.h", "detect_golden.c")
 PLATFORM_SOURCES = ("startup_cortex_m.c", "cycles.c", "port.h", "port_semihosting.c",
                     "port_uart_template.c")
 KERNELS = ("reference", "cmsis-nn")
@@ -41,10 +47,11 @@ def arena_plan(model_bytes, runtime):
 
 
 def export_tflm(model_bytes, target, out_dir, name, labels=None, golden_images=None,
-                golden_count=1, kernels="reference", force=False, echo=print):
+                golden_count=1, kernels="reference", force=False, echo=print, detection=None):
     """Checks the model against `target` and writes <out_dir>/firmware/. Returns the summary
     that is also written as firmware/firmware.json. Raises TfuavError (UnsupportedOpError,
-    FitError, ...) before anything is written if a check fails."""
+    FitError, ...) before anything is written if a check fails. detection: a
+    tfuav.export.detection.Detection for a detector (one int8 output [1, H, W, C + 4])."""
     from tfuav.export.golden import golden_inputs
     from tfuav.targets import load_runtime
     from tfuav.validate import compare_outputs, run_reference, run_tflm
@@ -60,7 +67,9 @@ def export_tflm(model_bytes, target, out_dir, name, labels=None, golden_images=N
     if len(info["inputs"]) != 1:
         raise TfuavError(f"the firmware harness feeds one input tensor; the model has "
                          f"{len(info['inputs'])}")
-    labels = model_labels(info, labels)
+    if detection is not None:
+        _check_detector_output(info, detection)
+    labels = model_labels(info, labels, detection)
     assert_ops_supported(model_bytes, runtime, target.name)
 
     echo("  measuring the TFLM arena (recording allocator)")
@@ -88,10 +97,15 @@ def export_tflm(model_bytes, target, out_dir, name, labels=None, golden_images=N
         "golden": {"count": len(inputs), "tflm_vs_reference": agreement.to_dict()},
         "input": info["inputs"][0], "outputs": info["outputs"], "labels": labels,
     }
+    boxes = None
+    if detection is not None:
+        boxes = [_golden_boxes(out, info["outputs"][0], detection) for out in outputs]
+        summary["detection"] = dict(detection.to_dict(), grid=list(detection.grid(info)),
+                                    golden_boxes=[len(b[1]) for b in boxes])
     files = _generated_sources(model_bytes, info, name, target, runtime, arena, labels,
-                               inputs, outputs)
+                               inputs, outputs, detection, boxes)
     files["firmware.json"] = json.dumps(summary, indent=2, default=_plain) + "\n"
-    files.update(_template_files(name, target, kernels, arena, len(model_bytes)))
+    files.update(_template_files(name, target, kernels, arena, len(model_bytes), detection))
     folder = Path(out_dir) / "firmware"
     write_folder(folder, files)
     summary["folder"] = str(folder)
@@ -99,9 +113,9 @@ def export_tflm(model_bytes, target, out_dir, name, labels=None, golden_images=N
 
 
 def _generated_sources(model_bytes, info, name, target, runtime, arena, labels, inputs,
-                       outputs):
+                       outputs, detection=None, boxes=None):
     ident = c_identifier(name)
-    return {
+    files = {
         "model_data.h": _model_data_h(ident),
         "model_data.cc": _model_data_cc(ident, model_bytes),
         "model_ops.h": _model_ops_h(info["ops"], runtime),
@@ -110,10 +124,17 @@ def _generated_sources(model_bytes, info, name, target, runtime, arena, labels, 
         "golden_data.h": _golden_data_h(len(inputs)),
         "golden_data.cc": _golden_data_cc(inputs, outputs),
     }
+    if detection is not None:
+        files["model_config.h"] = _with_detection_config(files["model_config.h"], info,
+                                                         detection)
+        files["golden_data.h"] = _with_golden_boxes_h(files["golden_data.h"])
+        files["golden_data.cc"] += _golden_boxes_cc(boxes)
+    return files
 
 
-def _template_files(name, target, kernels, arena, model_size):
-    """firmware_export/tflm/ (*.in rendered) and the platform files the target needs."""
+def _template_files(name, target, kernels, arena, model_size, detection=None):
+    """firmware_export/tflm/ (*.in rendered) and the platform files the target needs; for a
+    detector also the decoder from firmware_export/detect/."""
     values = {
         "MODEL": name, "TARGET": target.name, "CHIP": target.chip,
         "CPU_FLAGS": " ".join(target.cpu_flags), "TFLM_ARCH": target.tflm_arch,
@@ -122,6 +143,7 @@ def _template_files(name, target, kernels, arena, model_size):
         "CMSIS_NN": "1" if kernels == "cmsis-nn" else "0", "CLOCK_MHZ": str(target.clock_mhz),
         "ARENA_BYTES": f"{arena['arena_bytes']:,}", "MODEL_BYTES": f"{model_size:,}",
     }
+    values.update(_detection_values(values, detection))
     files = {}
     for template in sorted(TEMPLATE_DIR.iterdir()):
         if template.is_file():
@@ -132,7 +154,97 @@ def _template_files(name, target, kernels, arena, model_size):
         if not path.is_file():
             raise TfuavError(f"target {target.name}: no platform file {path}")
         files[source] = path.read_text()
+    if detection is not None:
+        files.update({source: (DETECT_DIR / source).read_text() for source in DETECT_SOURCES})
     return files
+
+
+# --- detectors ----------------------------------------------------------------------------
+
+# What the harness and build files gain for a detector; classifiers get empty strings, so
+# their files stay exactly what they were.
+_DETECT_INCLUDE = '#include "detect_golden.h"\n'
+_DETECT_CHECK = ("    // the boxes decoded on the target must be the golden boxes too\n"
+                 "    if (tfuav_detect_check_golden(g, interpreter->output(0)->data.int8) != 0 &&\n"
+                 "        mismatches == 0) {\n"
+                 "      ++failures;\n"
+                 "    }\n")
+
+
+def _detection_values(values, detection):
+    keys = ("DETECT_INCLUDE", "DETECT_CHECK", "DETECT_SOURCES", "DETECT_README_FILES",
+            "DETECT_README_RESULTS")
+    if detection is None:
+        return dict.fromkeys(keys, "")
+    readme = dict(values, DETECT_CLASSES=str(detection.num_classes),
+                  DETECT_STRIDE=str(detection.stride), DETECT_TOP_K=str(detection.top_k),
+                  DETECT_THRESHOLD=f"{detection.score_threshold:g}")
+    return {"DETECT_INCLUDE": _DETECT_INCLUDE, "DETECT_CHECK": _DETECT_CHECK,
+            "DETECT_SOURCES": " " + " ".join(s for s in DETECT_SOURCES if s.endswith(".c")),
+            "DETECT_README_FILES": render(DETECT_DIR / "README.files.md.in", readme),
+            "DETECT_README_RESULTS": render(DETECT_DIR / "README.results.md.in", readme)}
+
+
+def _check_detector_output(info, detection):
+    detection.grid(info)
+    out = info["outputs"][0]
+    if out["dtype"] != "int8":
+        raise TfuavError(f"the firmware's detection decoder reads an int8 output; the model's "
+                         f"output is {out['dtype']}")
+    if not out["scale"] or out["scale"] <= 0:
+        raise TfuavError(f"detector output {out['name']!r} has no positive int8 scale "
+                         f"({out['scale']})")
+
+
+def _golden_boxes(output, spec, detection):
+    """(boxes, scores, classes) of one golden output by tfuav's numpy decoder."""
+    from tfuav.runtime.detect import decode_head_int8
+    return decode_head_int8(np.asarray(output), spec["scale"], spec["zero_point"],
+                            detection.num_classes, detection.stride, top_k=detection.top_k,
+                            score_threshold=detection.score_threshold)
+
+
+def _c_float(value):
+    """A float32 as a C literal that reads back as exactly that float."""
+    return f"{float(np.float32(value))!r}f"
+
+
+def _with_detection_config(config_h, info, detection):
+    h, w = detection.grid(info)
+    block = ("// Detector: the output [1, H, W, C + 4] is decoded by tfuav_detect.c (boxes in\n"
+             "// input pixels, best first, at most TOP_K with scores >= SCORE_THRESHOLD).\n"
+             f"#define MODEL_DETECT_NUM_CLASSES {detection.num_classes}\n"
+             f"#define MODEL_DETECT_GRID_HEIGHT {h}\n"
+             f"#define MODEL_DETECT_GRID_WIDTH {w}\n"
+             f"#define MODEL_DETECT_STRIDE {detection.stride}\n"
+             f"#define MODEL_DETECT_TOP_K {detection.top_k}\n"
+             f"#define MODEL_DETECT_SCORE_THRESHOLD {_c_float(detection.score_threshold)}\n\n")
+    anchor = "#ifndef MODEL_BENCH_RUNS\n"
+    return config_h.replace(anchor, block + anchor, 1)
+
+
+def _with_golden_boxes_h(golden_h):
+    block = ("#include \"tfuav_detect.h\"\n\n"
+             "#ifdef __cplusplus\nextern \"C\" {\n#endif\n"
+             "// The boxes tfuav's numpy decoder found in each golden output, best first.\n"
+             "extern const int g_golden_box_count[GOLDEN_COUNT];\n"
+             "extern const tfuav_detect_box g_golden_boxes[GOLDEN_COUNT][MODEL_DETECT_TOP_K];\n"
+             "#ifdef __cplusplus\n}\n#endif\n\n")
+    anchor = "#endif  // TFUAV_GOLDEN_DATA_H_\n"
+    return golden_h.replace(anchor, block + anchor, 1)
+
+
+def _golden_boxes_cc(boxes):
+    counts = ", ".join(str(len(classes)) for _, _, classes in boxes)
+    rows = []
+    for xywh, scores, classes in boxes:
+        entries = [f"    {{{', '.join(_c_float(v) for v in box)}, {_c_float(score)}, {int(c)}}}"
+                   for box, score, c in zip(xywh, scores, classes)]
+        rows.append("  {\n" + ",\n".join(entries) + "\n  }" if entries else "  {}")
+    return ("\n// {x, y, w, h, score, class_id} in input pixels\n"
+            f"const int g_golden_box_count[GOLDEN_COUNT] = {{{counts}}};\n"
+            "const tfuav_detect_box g_golden_boxes[GOLDEN_COUNT][MODEL_DETECT_TOP_K] = {\n"
+            + ",\n".join(rows) + "\n};\n")
 
 
 def _tensor_bytes(spec):

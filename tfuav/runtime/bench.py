@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from .interpreter import Classifier
+from .interpreter import Classifier, TfliteModel
 
 
 def peak_rss_mib():
@@ -27,7 +27,8 @@ def _bench_input(classifier, seed=0):
 
 
 def benchmark(model, threads=None, runs=50, warmup=5, edgetpu=False):
-    """Time `runs` invokes after `warmup` untimed ones. `model`: a .tflite path or a Classifier.
+    """Time `runs` invokes after `warmup` untimed ones. `model`: a .tflite path, a Classifier
+    or a Detector.
 
     Returns a dict: model, input shape and dtype, threads (None: the interpreter's default),
     edgetpu, runs, warmup, p50_ms / p90_ms / p99_ms / mean_ms / min_ms (latency of
@@ -37,7 +38,7 @@ def benchmark(model, threads=None, runs=50, warmup=5, edgetpu=False):
     runs, warmup = int(runs), int(warmup)
     if runs < 1 or warmup < 0:
         raise ValueError("runs must be >= 1 and warmup >= 0")
-    classifier = model if isinstance(model, Classifier) else Classifier(
+    classifier = model if isinstance(model, TfliteModel) else Classifier(
         model, num_threads=threads, edgetpu=edgetpu)
     x = _bench_input(classifier)
     for _ in range(warmup):

@@ -1,4 +1,5 @@
-"""The TFLite interpreter, wrapped for image classification on the Pi / Coral host.
+"""The TFLite interpreter, wrapped for image models on the Pi / Coral host: TfliteModel (load,
+input pipeline, invoke) and the Classifier on top of it (the Detector is in detector.py).
 
 Imports only numpy at module level; the interpreter comes from ai-edge-litert
 (``ai_edge_litert.interpreter``) or, where that is what is installed, from ``tflite_runtime``,
@@ -72,34 +73,41 @@ def load_labels(path):
     return [line.strip() for line in lines]
 
 
-class Classifier:
-    """An image classifier on a .tflite model (int8, uint8 or float input and output).
+class TfliteModel:
+    """An image model on a .tflite file (int8, uint8 or float input and output): loading, the
+    exact input pipeline of training and conversion, invoke.
 
-    classify(image) runs the exact input pipeline of training and conversion:
-    RGB uint8 image -> (cv2.resize with INTER_AREA to the model's input height and width, only
-    when the image has another size) -> preprocess (images / 255.0, float32) -> quantize with the
-    input tensor's own scale and zero point (int8/uint8 inputs) -> invoke -> dequantize the first
-    output with its scale and zero point -> rank the scores (no softmax is applied: a model that
-    ends in a softmax reports probabilities, one that ends in logits reports logits).
+    prepare(image): RGB uint8 image -> (cv2.resize with INTER_AREA to the model's input height
+    and width, only when the image has another size) -> preprocess (images / 255.0, float32)
+    -> quantize with the input tensor's own scale and zero point (int8/uint8 inputs).
 
     num_threads (None: the interpreter's default) sets the CPU threads of the built-in kernels
     and of XNNPACK, which the interpreter applies by default to float and int8 graphs.
     edgetpu=True adds the Edge TPU delegate (the model must be compiled for the Edge TPU);
     EdgeTpuUnavailableError says how to install libedgetpu when it is missing.
+    reference_kernels=True runs the TFLite reference kernels instead (no XNNPACK): slower, and
+    bit for bit what the firmware's TFLM computes.
     """
 
-    def __init__(self, model_path, num_threads=None, labels=None, edgetpu=False):
+    KIND = "an image model"
+
+    def __init__(self, model_path, num_threads=None, labels=None, edgetpu=False,
+                 reference_kernels=False):
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
             raise InferenceError(f"model not found: {self.model_path}")
         self.num_threads = num_threads
         self.edgetpu = bool(edgetpu)
+        self.reference_kernels = bool(reference_kernels)
         module = _litert()
         delegates = [load_edgetpu_delegate()] if edgetpu else None
+        options = {}
+        if reference_kernels:
+            options["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_REF
         try:
             self.interpreter = module.Interpreter(model_path=str(self.model_path),
                                                   num_threads=num_threads,
-                                                  experimental_delegates=delegates)
+                                                  experimental_delegates=delegates, **options)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -107,7 +115,7 @@ class Classifier:
         inputs = self.interpreter.get_input_details()
         if len(inputs) != 1:
             raise InferenceError(f"model {self.model_path} has {len(inputs)} inputs; "
-                                 f"an image classifier has one")
+                                 f"{self.KIND} has one")
         self.input = inputs[0]
         self.output = self.interpreter.get_output_details()[0]
         shape = tuple(int(d) for d in self.input["shape"])
@@ -115,7 +123,6 @@ class Classifier:
             raise InferenceError(f"model {self.model_path} input has shape {shape}; "
                                  f"expected (1, height, width, channels)")
         self.input_shape = shape
-        self.num_classes = int(np.prod(self.output["shape"]))
         if labels is not None and not isinstance(labels, (list, tuple)):
             labels = load_labels(labels)
         self.labels = list(labels) if labels is not None else None
@@ -168,6 +175,20 @@ class Classifier:
         self.interpreter.set_tensor(self.input["index"], tensor)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output["index"]).copy()
+
+
+class Classifier(TfliteModel):
+    """An image classifier: classify(image) runs prepare, invoke, dequantizes the first output
+    with its scale and zero point and ranks the scores (no softmax is applied: a model that
+    ends in a softmax reports probabilities, one that ends in logits reports logits)."""
+
+    KIND = "an image classifier"
+
+    def __init__(self, model_path, num_threads=None, labels=None, edgetpu=False,
+                 reference_kernels=False):
+        super().__init__(model_path, num_threads=num_threads, labels=labels, edgetpu=edgetpu,
+                         reference_kernels=reference_kernels)
+        self.num_classes = int(np.prod(self.output["shape"]))
 
     def scores(self, raw_output):
         """Raw output -> float32 scores (dequantized with the output's scale and zero point)."""
