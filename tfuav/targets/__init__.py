@@ -50,6 +50,9 @@ class Runtime:
     stack_bytes: int = 0          # stack for Invoke(), with margin
     arena_margin_bytes: int = 0   # added to the arena measured on the host
     constraints: dict = field(default_factory=dict)  # BUILTIN_OP -> {check: reason}
+    # kernels -> {BUILTIN_OP: cycles per multiply-accumulate}: latency estimates for the
+    # MAC-heavy ops (cycles = MACs x cycles per MAC; ms = cycles / (clock_mhz x 1000))
+    cycles_per_mac: dict = field(default_factory=dict)
 
 
 def target_names():

@@ -41,22 +41,45 @@ class ChannelGather(keras.layers.Layer):
 
 
 class ChannelSplit(keras.layers.Layer):
-    """Splits the channel axis into `groups` contiguous equal parts (one TFLite SPLIT)."""
+    """Splits the channel axis into `groups` contiguous equal parts (one TFLite SPLIT), or
+    into parts of the given `sizes` (one SPLIT_V; channel pruning leaves unequal parts)."""
 
-    def __init__(self, groups, **kwargs):
+    def __init__(self, groups=None, sizes=None, **kwargs):
         super().__init__(**kwargs)
+        if sizes is not None:
+            sizes = [int(s) for s in sizes]
+            if not sizes or min(sizes) < 1:
+                raise ValueError(f"split sizes must be positive, got {sizes}")
+            if groups is not None and int(groups) != len(sizes):
+                raise ValueError(f"{len(sizes)} sizes for {groups} groups")
+            groups = len(sizes)
+        if groups is None:
+            raise ValueError("ChannelSplit needs groups or sizes")
         self.groups = int(groups)
+        self.sizes = sizes
+
+    def _sizes(self, channels):
+        if self.sizes is not None:
+            if sum(self.sizes) != channels:
+                raise ValueError(f"split sizes {self.sizes} do not add up to {channels} channels")
+            return self.sizes
+        if channels % self.groups:
+            raise ValueError(f"{channels} channels cannot be split in {self.groups} groups")
+        return [channels // self.groups] * self.groups
 
     def call(self, x):
-        if x.shape[-1] % self.groups:
-            raise ValueError(f"{x.shape[-1]} channels cannot be split in {self.groups} groups")
-        return tf.split(x, self.groups, axis=-1)
+        sizes = self._sizes(x.shape[-1])
+        if self.sizes is None:
+            return tf.split(x, self.groups, axis=-1)
+        return tf.split(x, sizes, axis=-1)
 
     def compute_output_shape(self, input_shape):
-        shape = list(input_shape[:-1]) + [input_shape[-1] // self.groups]
-        return [tf.TensorShape(shape)] * self.groups
+        return [tf.TensorShape(list(input_shape[:-1]) + [s])
+                for s in self._sizes(int(input_shape[-1]))]
 
     def get_config(self):
         config = super().get_config()
         config.update(groups=self.groups)
+        if self.sizes is not None:
+            config.update(sizes=self.sizes)
         return config

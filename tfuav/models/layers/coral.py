@@ -141,6 +141,6 @@ class CoralGlobalResponseNorm(GlobalResponseNorm):
         unit = tf.math.l2_normalize(per_channel, axis=-1)
         unit = tf.reshape(tf.transpose(unit, (0, 2, 1)), (-1, h, w, c))
         norm = tf.reduce_mean(x * unit, axis=(1, 2), keepdims=True)  # (B, 1, 1, C)
-        r = tf.math.rsqrt(tf.reduce_mean(norm, axis=-1, keepdims=True) + self.epsilon / (h * w))
+        r = tf.math.rsqrt(self.norm_denominator(norm, h * w))
         scale = 1.0 + self.gamma * ((norm * r) * r)
         return x * scale + self.beta
