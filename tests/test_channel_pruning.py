@@ -98,7 +98,7 @@ def inputs_for(model, n=8, seed=2):
     return np.random.default_rng(seed).uniform(0, 1, (n,) + shape).astype(np.float32)
 
 
-MODELS = ["glimmernet", "takunet", "detector_style"]
+MODELS = ["glimmernet", "takunet", "uavlite", "detector_style"]
 
 
 # ---------------------------------------------------------------------- analysis
@@ -301,7 +301,7 @@ def _check_int8(pruned, x):
     return info
 
 
-@pytest.mark.parametrize("name", ["takunet", "detector_style"])
+@pytest.mark.parametrize("name", ["takunet", "uavlite", "detector_style"])
 def test_half_the_macs_converts_and_runs_the_same_on_tflm(name):
     model = build(name)
     x = inputs_for(model)

@@ -7,7 +7,7 @@ import click
 
 from tfuav.errors import TfuavError
 
-DEFAULT_BUILD_CONFIG = "default"
+DEFAULT_BUILD_CONFIG = {"classification": "default", "detection": "detection"}  # by task
 
 
 class Cli(click.Group):
@@ -52,8 +52,8 @@ def _choices(kind):
 @main.command()
 @click.option("--target", required=True, callback=_choices("target"), help="Board profile (see `tfuav targets`).")
 @click.option("--model", callback=_choices("model"), help="Registered model (see `tfuav models`).")
-@click.option("--data", type=click.Path(), help="Image folder (class per sub-folder); default: embedded synthetic scenes.")
-@click.option("--config", "config_file", type=click.Path(), help="YAML config; default: configs/default.yaml.")
+@click.option("--data", type=click.Path(), help="Classifiers: image folder (class per sub-folder); detectors: VisDrone-DET folder or COCO .json; default: embedded synthetic scenes.")
+@click.option("--config", "config_file", type=click.Path(), help="YAML config; default: configs/default.yaml (classifiers) or configs/detection.yaml (detectors).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
 @click.option("--out", type=click.Path(), help="Build directory; default: runs/<model>-<target>.")
 @click.option("--resume", is_flag=True, help="Continue training from the last checkpoint in --out.")
@@ -74,9 +74,60 @@ def build(target, model, data, config_file, epochs, out, resume, strict, kernels
         overrides["data"]["strict"] = True
     if epochs:
         overrides["train"]["epochs"] = epochs
-    config = load_config(config_file or CONFIG_DIR / f"{DEFAULT_BUILD_CONFIG}.yaml", overrides)
+    if config_file is None:
+        from tfuav.models.registry import get_spec
+        task = get_spec(model).task if model else "classification"
+        config_file = CONFIG_DIR / f"{DEFAULT_BUILD_CONFIG[task]}.yaml"
+    config = load_config(config_file, overrides)
     out = Path(out or Path("runs") / f"{config.model.name}-{Path(target).stem}")
     run_build(config, target, out, resume=resume, kernels=kernels, force=force, echo=click.echo)
+
+
+@main.command()
+@click.argument("build_dir", type=click.Path())
+@click.option("--prune-channels", is_flag=True,
+              help="Structured channel pruning: sparse training, exact surgery, fine-tuning.")
+@click.option("--budget-macs", type=click.FloatRange(0, 1, min_open=True), default=0.5,
+              show_default=True, help="Fraction of the model's MACs to keep.")
+@click.option("--budget-latency-ms", type=click.FloatRange(0, min_open=True),
+              help="Instead: latency estimated on the (Cortex-M) target.")
+@click.option("--low-rank", "low_rank", type=click.FloatRange(0, 1, min_open=True),
+              help="Also factorize 1x1 convolutions by SVD, keeping this fraction of the energy.")
+@click.option("--slimming-epochs", type=click.IntRange(min=0), help="Sparse-training epochs before the surgery.")
+@click.option("--finetune-epochs", type=click.IntRange(min=0), help="Fine-tuning epochs after it.")
+@click.option("--target", callback=_choices("target"), help="Board profile; default: the build's.")
+@click.option("--out", type=click.Path(), help="Output build directory; default: BUILD_DIR/compressed.")
+@click.option("--kernels", type=click.Choice(["reference", "cmsis-nn"]), default="reference",
+              show_default=True, help="Cortex-M: TFLM kernels (and their latency estimate).")
+@click.option("--force", is_flag=True, help="A model that does not fit the board is a warning, not an error.")
+def compress(build_dir, prune_channels, budget_macs, budget_latency_ms, low_rank, slimming_epochs,
+             finetune_epochs, target, out, kernels, force):
+    """Compress the model of a finished build, then convert, validate and export it again."""
+    from tfuav.config import load_config
+    from tfuav.pipeline import build as run_build
+    build_dir = Path(build_dir)
+    report_file, model_file = build_dir / "report.json", build_dir / "model.keras"
+    for path in (report_file, model_file):
+        if not path.is_file():
+            raise TfuavError(f"{path} not found: BUILD_DIR must be the output of `tfuav build`")
+    if not (prune_channels or low_rank):
+        raise TfuavError("nothing to do: give --prune-channels and/or --low-rank")
+    try:
+        report = json.loads(report_file.read_text())
+        saved = report["config"]
+    except (ValueError, KeyError):
+        raise TfuavError(f"{report_file}: not a tfuav build report (no 'config')") from None
+    c = {"prune_channels": prune_channels, "budget_macs": budget_macs,
+         "budget_latency_ms": budget_latency_ms, "lowrank_energy": low_rank,
+         "prune_sparsity": 0.0, "qat": False}
+    if slimming_epochs is not None:
+        c["slimming_epochs"] = slimming_epochs
+    if finetune_epochs is not None:
+        c["finetune_epochs"] = finetune_epochs
+    saved.setdefault("compress", {}).update(c)
+    config = load_config(overrides=saved)
+    run_build(config, target or report["target"], Path(out or build_dir / "compressed"),
+              kernels=kernels, force=force, echo=click.echo, model_file=model_file)
 
 
 @main.command()

@@ -16,6 +16,7 @@ class DataConfig:
     path: Optional[str] = None        # None: the embedded synthetic aerial-emergency scenes
     image_size: int = 64              # square side the images are resized to
     synthetic_per_class: int = 120    # images per class generated for the embedded default
+    synthetic_scenes: int = 400       # detection scenes generated for the embedded default
     val_fraction: float = 0.15        # used when the folder has no val/ split
     test_fraction: float = 0.15       # used when the folder has no test/ split
     seed: int = 0
@@ -48,6 +49,13 @@ class CompressConfig:
     prune_epochs: int = 2
     qat: bool = False                 # quantization-aware fine-tuning before conversion
     qat_epochs: int = 2
+    prune_channels: bool = False      # structured channel pruning (network slimming + surgery)
+    budget_macs: float = 0.5          # fraction of the model's MACs kept by channel pruning
+    budget_latency_ms: Optional[float] = None  # instead: estimated latency on the target
+    slimming_epochs: int = 2          # sparse training (L1 on BN and connection scales) first
+    slimming_l1: float = 1e-4
+    finetune_epochs: int = 2          # fine-tuning after the surgery
+    lowrank_energy: Optional[float] = None  # SVD of 1x1 convolutions keeping this energy
 
 
 @dataclass

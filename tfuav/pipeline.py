@@ -26,32 +26,38 @@ class StageClock:
 
 
 def build(config, target_name, out_dir, resume=False, kernels="reference", force=False,
-          echo=print):
+          echo=print, model_file=None):
     """Runs the whole pipeline; returns the report dict. Raises TfuavError on user errors, when
     the int8 model fails a graph check or the cross-runtime gate, and (for a Cortex-M target)
-    when it uses an op the board's runtime lacks or does not fit the board (unless force)."""
-    from tfuav.data import load_dataset, preprocess
-    from tfuav.targets import load_target
+    when it uses an op the board's runtime lacks or does not fit the board (unless force).
 
+    model_file: start from this trained Keras model instead of training one (the train stage
+    then only loads it), e.g. to compress a model built before."""
+    from tfuav.data import preprocess
+    from tfuav.targets import load_target
+    from tfuav.tasks import task_for
+
+    task = task_for(config.model.name)
     target = load_target(target_name)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clock = StageClock(echo)
 
     with clock.stage("data"):
-        dataset = load_dataset(config.data)
-        echo(f"  {dataset.source}: {len(dataset.class_names)} classes, "
-             + ", ".join(f"{k} {len(v.labels)}" for k, v in dataset.splits.items()))
+        dataset = task.load_data(config.data)
+        echo(f"  {task.describe(dataset)}")
 
     with clock.stage("train"):
-        from tfuav.train import train_model
-        result = train_model(config.model.name, dataset, config.train, out_dir,
-                             image_size=config.data.image_size, resume=resume,
-                             augment=config.data.augment)
-        model = result.model
+        if model_file is not None:
+            from tfuav.train.loop import load_model
+            echo(f"  loading {model_file}")
+            model = load_model(model_file)
+        else:
+            model = task.train(config, dataset, out_dir, resume)
 
     with clock.stage("compress"):
-        model, to_convert = compress_model(model, dataset, config, echo)
+        model, to_convert, pruning = compress_model(model, dataset, config, task, target,
+                                                    kernels, echo)
         if target.family == "coral":
             if config.compress.qat:
                 raise TfuavError("the coral target converts the model's Edge TPU form, which has "
@@ -75,10 +81,12 @@ def build(config, target_name, out_dir, resume=False, kernels="reference", force
         validation = cross_validate(tflite, inputs)
 
     with clock.stage("evaluate"):
-        metrics = {"float": evaluate_keras(model, test, dataset.class_names),
-                   "int8": evaluate_tflite(tflite, test, dataset.class_names)}
+        metrics = task.evaluate(model, tflite, dataset, out_dir)
 
     report = build_report(config, target, model, tflite, info, metrics, validation, clock)
+    report["task"] = task.name
+    if pruning is not None:
+        report["channel_pruning"] = pruning
     from tfuav.report import write_report
     if not validation.passed:
         write_report(out_dir, report)
@@ -86,24 +94,15 @@ def build(config, target_name, out_dir, resume=False, kernels="reference", force
                          f"see {out_dir / 'report.md'}")
     with clock.stage("export"):
         try:
-            if target.family == "cortex-m":
-                from tfuav.export.tflm import export_tflm
-                report["firmware"] = export_tflm(
-                    tflite, target, out_dir, name=config.model.name, labels=dataset.class_names,
-                    golden_images=preprocess(test.images[:GOLDEN_VECTORS]),
-                    golden_count=GOLDEN_VECTORS, kernels=kernels, force=force, echo=echo)
-            elif target.family == "rpi":
-                from tfuav.export.rpi import export_rpi
-                report["bundle"] = export_rpi(tflite, target, out_dir, name=config.model.name,
-                                              labels=dataset.class_names, echo=echo)
-            elif target.family == "coral":
-                from tfuav.export.coral import export_coral
-                report["edgetpu"] = export_coral(tflite, target, out_dir, name=config.model.name,
-                                                 labels=dataset.class_names, echo=echo)
+            report.update(export_for_target(tflite, info, target, out_dir, config, dataset, task,
+                                            kernels, force, echo))
         except TfuavError:
             write_report(out_dir, report)
             raise
         atomic_write_bytes(out_dir / INT8_MODEL, tflite)
+        if model_file is not None:
+            from tfuav.train.loop import save_model
+            save_model(model, out_dir / "model.keras")
     report["timings"] = clock.timings
     write_report(out_dir, report)
     echo(f"wrote {out_dir / INT8_MODEL} ({len(tflite):,} bytes) and {out_dir / 'report.md'}")
@@ -113,10 +112,52 @@ def build(config, target_name, out_dir, resume=False, kernels="reference", force
     return report
 
 
-def compress_model(model, dataset, config, echo):
-    """Returns the float model (pruned if asked) and the model to convert (its QAT version
-    when quantization-aware training is on)."""
+def export_for_target(tflite, info, target, out_dir, config, dataset, task, kernels, force, echo):
+    """The export stage: {report key: summary} for the target's family."""
+    from tfuav.data import preprocess
+    extra = task.export_args(info)
+    labels = dataset.class_names
+    if target.family == "cortex-m":
+        from tfuav.export.tflm import export_tflm
+        test = dataset.splits["test"]
+        return {"firmware": export_tflm(
+            tflite, target, out_dir, name=config.model.name, labels=labels,
+            golden_images=preprocess(test.images[:GOLDEN_VECTORS]), golden_count=GOLDEN_VECTORS,
+            kernels=kernels, force=force, echo=echo, **extra)}
+    if target.family == "rpi":
+        from tfuav.export.rpi import export_rpi
+        return {"bundle": export_rpi(tflite, target, out_dir, name=config.model.name,
+                                     labels=labels, echo=echo, **extra)}
+    if target.family == "coral":
+        if extra:
+            raise TfuavError(f"the coral target has no {task.name} path yet; use --target rpi "
+                             f"for the host bundle")
+        from tfuav.export.coral import export_coral
+        return {"edgetpu": export_coral(tflite, target, out_dir, name=config.model.name,
+                                        labels=labels, echo=echo)}
+    return {}
+
+
+def compress_model(model, dataset, config, task, target, kernels, echo):
+    """Returns the float model (channel- and/or magnitude-pruned if asked), the model to
+    convert (its QAT version when quantization-aware training is on) and the channel-pruning
+    report (None when channel pruning is off)."""
     c = config.compress
+    pruning = None
+    if task.name != "classification" and (c.prune_sparsity > 0 or c.qat):
+        raise TfuavError(f"magnitude pruning and quantization-aware training are for "
+                         f"classifiers; a {task.name} model supports compress.prune_channels")
+    if c.prune_channels:
+        model, pruning = prune_model_channels(model, dataset, config, task, target, kernels, echo)
+    if c.lowrank_energy:
+        from tfuav.compress import factorize_pointwise
+        from tfuav.models.stats import count_macs
+        before = count_macs(model)
+        model = factorize_pointwise(model, energy=c.lowrank_energy)
+        echo(f"  low-rank 1x1 convolutions ({c.lowrank_energy:.0%} of the energy): MACs "
+             f"{before:,} -> {count_macs(model):,}")
+        if c.finetune_epochs:
+            model = task.fine_tune(model, dataset, config, c.finetune_epochs)
     if c.prune_sparsity > 0:
         from tfuav.compress import prune_magnitude
         echo(f"  magnitude pruning to {c.prune_sparsity:.0%} sparsity, {c.prune_epochs} epochs")
@@ -124,9 +165,39 @@ def compress_model(model, dataset, config, echo):
     if c.qat:
         from tfuav.compress import quantize_aware
         echo(f"  quantization-aware training, {c.qat_epochs} epochs")
-        return model, quantize_aware(model, dataset, config.train, c.qat_epochs)
+        return model, quantize_aware(model, dataset, config.train, c.qat_epochs), pruning
     echo("  post-training int8 quantization (representative data from the train split)")
-    return model, model
+    return model, model, pruning
+
+
+def prune_model_channels(model, dataset, config, task, target, kernels, echo):
+    """Sparse training (network slimming), channel surgery to the budget, fine-tuning."""
+    from tfuav.compress import (add_slimming_penalty, format_table, prune_channels,
+                                remove_slimming_penalty)
+    from tfuav.data import preprocess
+    c = config.compress
+    if c.slimming_epochs:
+        echo(f"  sparse training: L1 {c.slimming_l1:g} on BatchNorm and connection scales, "
+             f"{c.slimming_epochs} epochs")
+        sparse = task.fine_tune(add_slimming_penalty(model, c.slimming_l1), dataset, config,
+                                c.slimming_epochs)
+        model = remove_slimming_penalty(sparse)
+    budget = (f"{c.budget_latency_ms:g} ms estimated on {target.name}"
+              if c.budget_latency_ms is not None else f"{c.budget_macs:.0%} of the MACs")
+    echo(f"  channel pruning to {budget}")
+    samples = preprocess(dataset.splits["train"].images[:config.convert.representative_samples])
+    model, report = prune_channels(model, samples, budget_macs=c.budget_macs,
+                                   budget_latency_ms=c.budget_latency_ms,
+                                   target=target if target.family == "cortex-m" else None,
+                                   kernels=kernels)
+    echo(f"  MACs {report['macs_before']:,} -> {report['macs_after']:,} "
+         f"({report['macs_ratio']:.0%}), params {report['params_before']:,} -> "
+         f"{report['params_after']:,}")
+    echo("\n".join("    " + line for line in format_table(report["table"]).splitlines()))
+    if c.finetune_epochs:
+        echo(f"  fine-tuning the pruned model, {c.finetune_epochs} epochs")
+        model = task.fine_tune(model, dataset, config, c.finetune_epochs)
+    return model, report
 
 
 def evaluate_keras(model, split, class_names):

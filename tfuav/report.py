@@ -36,18 +36,10 @@ def render_markdown(r):
     lines += ["", "## Operators of the int8 graph", "", "| op | count |", "|---|---|"]
     for op, count in sorted(r.get("op_histogram", {}).items()):
         lines.append(f"| {op} | {count} |")
-    lines += ["", "## Metrics on the test split", "",
-              "| model | accuracy | weighted F1 |", "|---|---|---|"]
-    for kind in ("float", "int8"):
-        m = r["metrics"].get(kind) or {}
-        lines.append(f"| {kind} | {_fmt(m.get('accuracy'))} | {_fmt(m.get('weighted_f1'))} |")
-    per_class = (r["metrics"].get("int8") or {}).get("per_class") or {}
-    if per_class:
-        lines += ["", "Per class (int8):", "", "| class | precision | recall | F1 | AUC |",
-                  "|---|---|---|---|---|"]
-        for name, m in per_class.items():
-            lines.append(f"| {name} | {_fmt(m.get('precision'))} | {_fmt(m.get('recall'))} | "
-                         f"{_fmt(m.get('f1'))} | {_fmt(m.get('auc'))} |")
+    lines += (render_detection_metrics(r["metrics"]) if r.get("task") == "detection"
+              else render_classification_metrics(r["metrics"]))
+    if r.get("channel_pruning"):
+        lines += render_channel_pruning(r["channel_pruning"])
     v = r["validation"]
     lines += ["", "## Cross-runtime validation", "",
               f"Runtimes: {' vs '.join(v.get('runtimes', []))}; "
@@ -67,6 +59,61 @@ def render_markdown(r):
     for stage, seconds in r["timings"].items():
         lines.append(f"| {stage} | {seconds:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def render_classification_metrics(metrics):
+    lines = ["", "## Metrics on the test split", "",
+             "| model | accuracy | weighted F1 |", "|---|---|---|"]
+    for kind in ("float", "int8"):
+        m = metrics.get(kind) or {}
+        lines.append(f"| {kind} | {_fmt(m.get('accuracy'))} | {_fmt(m.get('weighted_f1'))} |")
+    per_class = (metrics.get("int8") or {}).get("per_class") or {}
+    if per_class:
+        lines += ["", "Per class (int8):", "", "| class | precision | recall | F1 | AUC |",
+                  "|---|---|---|---|---|"]
+        for name, m in per_class.items():
+            lines.append(f"| {name} | {_fmt(m.get('precision'))} | {_fmt(m.get('recall'))} | "
+                         f"{_fmt(m.get('f1'))} | {_fmt(m.get('auc'))} |")
+    return lines
+
+
+DETECTION_COLUMNS = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR100")
+
+
+def render_detection_metrics(metrics):
+    lines = ["", "## COCO metrics on the test split (pycocotools)", "",
+             "| model | " + " | ".join(DETECTION_COLUMNS) + " |",
+             "|---" * (len(DETECTION_COLUMNS) + 1) + "|"]
+    for kind in ("float", "int8"):
+        m = metrics.get(kind) or {}
+        lines.append(f"| {kind} | " + " | ".join(_fmt(m.get(c), 3) for c in DETECTION_COLUMNS)
+                     + " |")
+    per_class = (metrics.get("int8") or {}).get("per_class") or []
+    if per_class:
+        lines += ["", "Per class (int8):", "", "| class | AP | AP50 |", "|---|---|---|"]
+        for row in per_class:
+            lines.append(f"| {row['name']} | {_fmt(row.get('AP'), 3)} | "
+                         f"{_fmt(row.get('AP50'), 3)} |")
+    plot = (metrics.get("int8") or {}).get("pr_plot")
+    if plot:
+        lines += ["", f"![precision-recall at IoU 0.5 (int8)]({plot})"]
+    return lines
+
+
+def render_channel_pruning(p):
+    lines = ["", "## Channel pruning", "",
+             f"MACs {p['macs_before']:,} -> {p['macs_after']:,} ({p['macs_ratio']:.1%}), "
+             f"parameters {p['params_before']:,} -> {p['params_after']:,}; budget "
+             f"{'met' if p['budget_met'] else '**not met**'}; connections removed: "
+             f"{', '.join(p['connections_removed']) or 'none'}.", "",
+             "| layer | op | channels in | channels out | MACs before | MACs after |",
+             "|---|---|---|---|---|---|"]
+    for row in p["table"]:
+        lines.append(f"| {row['layer']} | {row['op']} | "
+                     f"{_fmt(row['channels_in_before'])} -> {_fmt(row['channels_in_after'])} | "
+                     f"{_fmt(row['channels_out_before'])} -> {_fmt(row['channels_out_after'])} | "
+                     f"{_fmt(row['macs_before'])} | {_fmt(row['macs_after'])} |")
+    return lines
 
 
 def render_firmware(fw):

@@ -101,7 +101,8 @@ def prune_channels(model, sample_inputs, budget_macs=0.5, budget_latency_ms=None
     weights = None
     if target is not None:
         target, table = runtime_cycles(target, kernels)
-        weights = {op: cycles / (target.clock_mhz * 1e3) for op, cycles in table.items()}
+        if budget_latency_ms is not None:  # a MAC budget is searched in MACs
+            weights = {op: cycles / (target.clock_mhz * 1e3) for op, cycles in table.items()}
 
     macs_before = count_macs(model)
     graph = Graph.from_model(model)

@@ -1,5 +1,6 @@
 """Data: the embedded synthetic aerial-emergency scenes, image-folder datasets (AIDER layout),
 augmentation and preprocessing. TensorFlow-free (albumentations is imported lazily)."""
+from tfuav.data.augment import DetectionAugmenter  # noqa: F401  (box-aware augmentation)
 from tfuav.data.dataset import SPLITS, Dataset, Split, stratified_indices, take
 from tfuav.data.folder import IMAGE_EXTENSIONS, load_folder, read_image, write_image_folder
 from tfuav.data.preprocess import preprocess

@@ -42,3 +42,46 @@ class Augmenter:
 def build_augmenter(image_size: int, seed: int):
     """The GlimmerNet augmentation recipe: callable(uint8 HxWx3) -> uint8 HxWx3."""
     return Augmenter(image_size, seed)
+
+
+class DetectionAugmenter:
+    """Box-aware augmentation for detection: flips, 90-degree turns, scale-translate affine and
+    colour jitter (albumentations with bbox_params), seeded like Augmenter.
+
+    Callable (image uint8 HxWx3, annotation {"boxes" [n, 4] xywh px, "labels" [n], optional
+    "ignore" [n]}) -> (image, annotation) of the same kinds. Boxes follow the image; a box
+    pushed partly out of the image is clipped to it, one with less than `min_visibility` of its
+    area left inside (or under a pixel wide or high) is dropped. Borders uncovered by the affine
+    are filled with grey: mirrored borders would show copies of objects that have no box.
+    """
+
+    def __init__(self, image_size, seed, min_visibility=0.3):
+        os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+        import albumentations as A
+        import cv2
+
+        self.image_size = int(image_size)
+        self.seed = int(seed)
+        self.transform = A.Compose([
+            A.HorizontalFlip(p=0.5),
+            A.VerticalFlip(p=0.5),
+            A.RandomRotate90(p=0.5),
+            A.Affine(scale=(0.8, 1.25), translate_percent=(-0.1, 0.1),
+                     border_mode=cv2.BORDER_CONSTANT, fill=110, p=0.5),
+            A.ColorJitter(brightness=(0.8, 1.2), contrast=(0.8, 1.2), saturation=(0.8, 1.2),
+                          hue=(-0.03, 0.03), p=0.5),
+        ], bbox_params=A.BboxParams(format="coco", label_fields=["labels", "ignore"],
+                                    min_visibility=min_visibility, min_width=1, min_height=1,
+                                    clip=True, filter_invalid_bboxes=True),
+            seed=self.seed)
+
+    def __call__(self, image, annotation):
+        image = np.asarray(image, dtype=np.uint8)
+        boxes = np.asarray(annotation["boxes"], np.float32).reshape(-1, 4)
+        labels = np.asarray(annotation["labels"], np.int64).reshape(-1)
+        ignore = np.asarray(annotation.get("ignore", np.zeros(len(boxes), bool)), bool)
+        out = self.transform(image=image, bboxes=boxes, labels=labels, ignore=ignore)
+        result = {"boxes": np.asarray(out["bboxes"], np.float32).reshape(-1, 4),
+                  "labels": np.asarray(out["labels"], np.int64).reshape(-1),
+                  "ignore": np.asarray(out["ignore"], bool).reshape(-1)}
+        return np.ascontiguousarray(out["image"], dtype=np.uint8), result

@@ -15,16 +15,19 @@ class ModelSpec:
     # "default", plus "coral" where build(input_shape, num_classes, form="coral") gives the
     # Edge TPU form: the same function and weights in ops the Edge TPU compiler maps.
     forms: tuple = ("default",)
+    # "classification" (one score per class) or "detection" (a tfuav.runtime.detect head)
+    task: str = "classification"
 
 
 _REGISTRY: dict = {}
 FORMS = ("default", "coral")
 
 
-def register(name, default_input_shape, default_num_classes, description, forms=("default",)):
+def register(name, default_input_shape, default_num_classes, description, forms=("default",),
+             task="classification"):
     def wrap(build):
         _REGISTRY[name] = ModelSpec(name, build, tuple(default_input_shape),
-                                    default_num_classes, description, tuple(forms))
+                                    default_num_classes, description, tuple(forms), task)
         return build
     return wrap
 
@@ -81,4 +84,4 @@ def coral_form(model, name=None):
 def _load_all():
     # Importing a model module registers it; the imports stay here so that the registry
     # (and `tfuav models`) only pull TensorFlow in when a model is asked for.
-    from tfuav.models import glimmernet, takunet  # noqa: F401
+    from tfuav.models import glimmernet, takunet, uavlite  # noqa: F401

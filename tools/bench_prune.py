@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Channel pruning benchmark: MACs, parameters, flash, TFLM arena and accuracy (AP for the
+detector, accuracy for the classifiers) of each model before and after structured channel
+pruning to a MAC budget, all from real builds for a Cortex-M target.
+
+    python tools/bench_prune.py [--models uavlite,glimmernet,takunet] [--budget 0.5]
+        [--epochs 20] [--target cortex-m7] [--work runs/bench-prune]
+
+Each model is built with `tfuav build` (embedded synthetic data), then compressed with
+`tfuav compress --prune-channels --budget-macs B`, which sparse-trains, prunes and fine-tunes it,
+and is converted, validated (TFLite reference kernels vs TFLM) and exported again.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def run(model, target, epochs, budget, work):
+    from tfuav.config import CONFIG_DIR, load_config
+    from tfuav.pipeline import build
+    out = Path(work) / model
+    config = load_config(CONFIG_DIR / "default.yaml",
+                         {"model": {"name": model}, "train": {"epochs": epochs}})
+    before = build(config, target, out, force=True, echo=lambda *_: None)
+    config.compress.prune_channels = True
+    config.compress.budget_macs = budget
+    after = build(config, target, out / "compressed", force=True, echo=lambda *_: None,
+                  model_file=out / "model.keras")
+    return before, after
+
+
+def row(name, report):
+    fw = report.get("firmware") or {}
+    int8 = report["metrics"]["int8"]
+    quality = (f"AP50 {int8['AP50']:.3f} / AP {int8['AP']:.3f}" if report.get("task") == "detection"
+               else f"accuracy {int8['accuracy']:.3f}")
+    return (f"| {name} | {report['macs']:,} | {report['params_total']:,} | "
+            f"{fw.get('fit', {}).get('flash_bytes', 0):,} | "
+            f"{fw.get('arena', {}).get('arena_bytes', 0):,} | {quality} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="uavlite,glimmernet,takunet")
+    parser.add_argument("--budget", type=float, default=0.5)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--target", default="cortex-m7")
+    parser.add_argument("--work", default="runs/bench-prune")
+    args = parser.parse_args()
+    import tfuav  # noqa: F401  (before TensorFlow)
+    lines = [f"Channel pruning to {args.budget:.0%} of the MACs, {args.target}, int8 metrics on "
+             f"the synthetic test split", "",
+             "| model | MACs | params | flash (bytes) | arena (bytes) | int8 quality |",
+             "|---|---|---|---|---|---|"]
+    results = {}
+    for model in args.models.split(","):
+        before, after = run(model, args.target, args.epochs, args.budget, args.work)
+        lines += [row(model, before), row(f"{model}, pruned", after)]
+        results[model] = after["channel_pruning"]
+        print("\n".join(lines[-2:]), flush=True)
+    print("\n".join(lines))
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    (Path(args.work) / "pruning.json").write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
