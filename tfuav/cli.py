@@ -7,7 +7,6 @@ import click
 
 from tfuav.errors import TfuavError
 
-DEFAULT_BUILD_CONFIG = {"classification": "default", "detection": "detection"}  # by task
 
 
 class Cli(click.Group):
@@ -28,6 +27,11 @@ class Cli(click.Group):
 @click.version_option(package_name="tfuav")
 def main():
     """tfuav: UAV vision models from Keras to int8 firmware for Cortex-M, Coral and Raspberry Pi."""
+
+
+RUNTIME_OPTION = click.option(
+    "--runtime", type=click.Choice(["tflm", "native"]), default="tflm", show_default=True,
+    help="Cortex-M: the TFLM interpreter, or tfuav's generated C engine (native/).")
 
 
 def _choices(kind):
@@ -60,10 +64,11 @@ def _choices(kind):
 @click.option("--strict", is_flag=True, help="Unreadable images are an error instead of a warning.")
 @click.option("--kernels", type=click.Choice(["reference", "cmsis-nn"]), default="reference",
               show_default=True, help="TFLM kernels the firmware folder builds with by default.")
+@RUNTIME_OPTION
 @click.option("--force", is_flag=True, help="A model that does not fit the board is a warning, not an error.")
-def build(target, model, data, config_file, epochs, out, resume, strict, kernels, force):
+def build(target, model, data, config_file, epochs, out, resume, strict, kernels, force, runtime):
     """Data -> train -> compress -> int8 TFLite -> cross-runtime validation -> report."""
-    from tfuav.config import CONFIG_DIR, load_config
+    from tfuav.config import default_config_file, load_config
     from tfuav.pipeline import build as run_build
     overrides = {"data": {}, "model": {}, "train": {}}
     if model:
@@ -74,13 +79,10 @@ def build(target, model, data, config_file, epochs, out, resume, strict, kernels
         overrides["data"]["strict"] = True
     if epochs:
         overrides["train"]["epochs"] = epochs
-    if config_file is None:
-        from tfuav.models.registry import get_spec
-        task = get_spec(model).task if model else "classification"
-        config_file = CONFIG_DIR / f"{DEFAULT_BUILD_CONFIG[task]}.yaml"
-    config = load_config(config_file, overrides)
+    config = load_config(config_file or default_config_file(model), overrides)
     out = Path(out or Path("runs") / f"{config.model.name}-{Path(target).stem}")
-    run_build(config, target, out, resume=resume, kernels=kernels, force=force, echo=click.echo)
+    run_build(config, target, out, resume=resume, kernels=kernels, force=force, echo=click.echo,
+              runtime=runtime)
 
 
 @main.command()
@@ -100,8 +102,9 @@ def build(target, model, data, config_file, epochs, out, resume, strict, kernels
 @click.option("--kernels", type=click.Choice(["reference", "cmsis-nn"]), default="reference",
               show_default=True, help="Cortex-M: TFLM kernels (and their latency estimate).")
 @click.option("--force", is_flag=True, help="A model that does not fit the board is a warning, not an error.")
+@RUNTIME_OPTION
 def compress(build_dir, prune_channels, budget_macs, budget_latency_ms, low_rank, slimming_epochs,
-             finetune_epochs, target, out, kernels, force):
+             finetune_epochs, target, out, kernels, force, runtime):
     """Compress the model of a finished build, then convert, validate and export it again."""
     from tfuav.config import load_config
     from tfuav.pipeline import build as run_build
@@ -127,7 +130,8 @@ def compress(build_dir, prune_channels, budget_macs, budget_latency_ms, low_rank
     saved.setdefault("compress", {}).update(c)
     config = load_config(overrides=saved)
     run_build(config, target or report["target"], Path(out or build_dir / "compressed"),
-              kernels=kernels, force=force, echo=click.echo, model_file=model_file)
+              kernels=kernels, force=force, echo=click.echo, model_file=model_file,
+              runtime=runtime)
 
 
 @main.command()
@@ -156,6 +160,7 @@ def convert(model_file, out, data, float_io):
 @click.option("--golden", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Cortex-M: number of golden input/output vectors in the firmware.")
 @click.option("--force", is_flag=True, help="A model that does not fit the board is a warning, not an error.")
+@RUNTIME_OPTION
 @click.option("--detector", is_flag=True,
               help="The model is a detector: one output [1, H, W, classes + 4] (cortex-m and rpi targets).")
 @click.option("--classes", help="Class names, comma-separated (instead of --labels), e.g. person,car.")
@@ -165,8 +170,8 @@ def convert(model_file, out, data, float_io):
               help="Detectors: boxes per image at most (default 20).")
 @click.option("--score-threshold", type=float,
               help="Detectors: keep boxes scoring at least this (default 0.3).")
-def export(model_file, target, fmt, out, name, labels_file, kernels, golden, force, detector,
-           classes, stride, max_boxes, score_threshold):
+def export(model_file, target, fmt, out, name, labels_file, kernels, golden, force, runtime,
+           detector, classes, stride, max_boxes, score_threshold):
     """Package a model: an int8 .tflite for a board (Cortex-M firmware folder, Raspberry Pi
     bundle, Coral Edge TPU report and bundle), or a Keras .h5/.keras file as ONNX."""
     if fmt == "onnx":
@@ -184,14 +189,18 @@ def export(model_file, target, fmt, out, name, labels_file, kernels, golden, for
                                 kernels=kernels, golden_count=golden, force=force,
                                 echo=click.echo, classes=classes, detector=detector,
                                 stride=stride, top_k=max_boxes,
-                                score_threshold=score_threshold)
+                                score_threshold=score_threshold, runtime=runtime)
     detection = summary.get("detection")
     if detection:
         click.echo(f"detector: {detection['num_classes']} classes, stride {detection['stride']}, "
                    f"at most {detection['top_k']} boxes, scores >= "
                    f"{detection['score_threshold']:g}")
     fit = summary.get("fit")
-    if fit:
+    if summary.get("engine") == "native":
+        click.echo(f"wrote {summary['folder']}: scratch {summary['scratch_bytes']:,} bytes, "
+                   f"flash {fit['flash_bytes']:,}/{fit['flash_budget']:,}, "
+                   f"RAM {fit['ram_bytes']:,}/{fit['ram_budget']:,} bytes")
+    elif fit:
         click.echo(f"wrote {summary['folder']}: arena {summary['arena']['arena_bytes']:,} bytes, "
                    f"flash {fit['flash_bytes']:,}/{fit['flash_budget']:,}, "
                    f"RAM {fit['ram_bytes']:,}/{fit['ram_budget']:,} bytes")

@@ -120,6 +120,19 @@ def load_config(path=None, overrides=None):
     return config
 
 
+DEFAULT_BUILD_CONFIGS = {"classification": "default", "detection": "detection"}
+
+
+def default_config_file(model_name=None):
+    """The YAML a build of `model_name` starts from: configs/default.yaml for classifiers,
+    configs/detection.yaml for detectors."""
+    task = "classification"
+    if model_name:
+        from tfuav.models.registry import get_spec
+        task = get_spec(model_name).task
+    return CONFIG_DIR / f"{DEFAULT_BUILD_CONFIGS[task]}.yaml"
+
+
 def named_config(name):
     """A config shipped in configs/ (e.g. 'quick' -> configs/quick.yaml)."""
     return load_config(CONFIG_DIR / f"{name}.yaml")

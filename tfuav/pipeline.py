@@ -26,13 +26,14 @@ class StageClock:
 
 
 def build(config, target_name, out_dir, resume=False, kernels="reference", force=False,
-          echo=print, model_file=None):
+          echo=print, model_file=None, runtime="tflm"):
     """Runs the whole pipeline; returns the report dict. Raises TfuavError on user errors, when
     the int8 model fails a graph check or the cross-runtime gate, and (for a Cortex-M target)
     when it uses an op the board's runtime lacks or does not fit the board (unless force).
 
     model_file: start from this trained Keras model instead of training one (the train stage
-    then only loads it), e.g. to compress a model built before."""
+    then only loads it), e.g. to compress a model built before. runtime: for Cortex-M targets,
+    "tflm" (the interpreter's firmware folder) or "native" (tfuav's generated C engine)."""
     from tfuav.data import preprocess
     from tfuav.targets import load_target
     from tfuav.tasks import task_for
@@ -95,7 +96,7 @@ def build(config, target_name, out_dir, resume=False, kernels="reference", force
     with clock.stage("export"):
         try:
             report.update(export_for_target(tflite, info, target, out_dir, config, dataset, task,
-                                            kernels, force, echo))
+                                            kernels, force, echo, runtime))
         except TfuavError:
             write_report(out_dir, report)
             raise
@@ -109,14 +110,31 @@ def build(config, target_name, out_dir, resume=False, kernels="reference", force
     if "firmware" in report:
         echo(f"wrote {report['firmware']['folder']} (arena "
              f"{report['firmware']['arena']['arena_bytes']:,} bytes)")
+    if "native" in report:
+        echo(f"wrote {report['native']['folder']} (scratch "
+             f"{report['native']['scratch_bytes']:,} bytes)")
     return report
 
 
-def export_for_target(tflite, info, target, out_dir, config, dataset, task, kernels, force, echo):
+def export_for_target(tflite, info, target, out_dir, config, dataset, task, kernels, force, echo,
+                      runtime="tflm"):
     """The export stage: {report key: summary} for the target's family."""
     from tfuav.data import preprocess
+    from tfuav.export import RUNTIMES
+    if runtime not in RUNTIMES:
+        raise TfuavError(f"unknown runtime {runtime!r} (choose from: {', '.join(RUNTIMES)})")
+    if runtime == "native" and target.family != "cortex-m":
+        raise TfuavError(f"--runtime native is for Cortex-M targets; {target.name} is a "
+                         f"{target.family} target")
     extra = task.export_args(info)
     labels = dataset.class_names
+    if runtime == "native":
+        from tfuav.export.native import export_native
+        test = dataset.splits["test"]
+        return {"native": export_native(
+            tflite, target, out_dir, name=config.model.name, labels=labels,
+            golden_images=preprocess(test.images[:GOLDEN_VECTORS]), golden_count=GOLDEN_VECTORS,
+            force=force, echo=echo, **extra)}
     if target.family == "cortex-m":
         from tfuav.export.tflm import export_tflm
         test = dataset.splits["test"]

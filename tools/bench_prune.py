@@ -20,11 +20,11 @@ sys.path.insert(0, str(REPO))
 
 
 def run(model, target, epochs, budget, work):
-    from tfuav.config import CONFIG_DIR, load_config
+    from tfuav.config import default_config_file, load_config
     from tfuav.pipeline import build
     out = Path(work) / model
-    config = load_config(CONFIG_DIR / "default.yaml",
-                         {"model": {"name": model}, "train": {"epochs": epochs}})
+    config = load_config(default_config_file(model),
+                         {"model": {"name": model}, "train": {"epochs": epochs} if epochs else {}})
     before = build(config, target, out, force=True, echo=lambda *_: None)
     config.compress.prune_channels = True
     config.compress.budget_macs = budget
@@ -47,7 +47,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="uavlite,glimmernet,takunet")
     parser.add_argument("--budget", type=float, default=0.5)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, help="default: the model's build config")
     parser.add_argument("--target", default="cortex-m7")
     parser.add_argument("--work", default="runs/bench-prune")
     args = parser.parse_args()

@@ -3,6 +3,8 @@ from pathlib import Path
 
 from tfuav.errors import TfuavError
 
+RUNTIMES = ("tflm", "native")  # the Cortex-M runtimes a firmware package is built for
+
 
 def model_labels(info, labels=None, detection=None):
     """The class labels for a model (tflite_info of it): the given ones, checked against the
@@ -22,12 +24,13 @@ def model_labels(info, labels=None, detection=None):
 def export_model_file(model_file, target_name, out_dir=None, name=None, labels_file=None,
                       kernels="reference", golden_count=1, force=False, echo=print,
                       classes=None, detector=False, stride=None, top_k=None,
-                      score_threshold=None):
+                      score_threshold=None, runtime="tflm"):
     """Export a user's int8 .tflite for a target board; returns the export summary.
     classes: the labels as a list (instead of labels_file). detector=True packages a detector
     (one output [1, H, W, C + 4]): C is len(classes) or the output's channels - 4, stride
     defaults to the input size over the output grid, top_k / score_threshold to
-    tfuav.export.detection's defaults."""
+    tfuav.export.detection's defaults. runtime (Cortex-M): "tflm" (the interpreter) or
+    "native" (tfuav's generated C engine)."""
     from tfuav.targets import load_target
     path = Path(model_file)
     if not path.is_file():
@@ -42,6 +45,16 @@ def export_model_file(model_file, target_name, out_dir=None, name=None, labels_f
                            score_threshold)
     name = name or path.stem
     out_dir = Path(out_dir) if out_dir else Path("runs") / f"{path.stem}-{target.name}"
+    if runtime not in RUNTIMES:
+        raise TfuavError(f"unknown runtime {runtime!r} (choose from: {', '.join(RUNTIMES)})")
+    if runtime == "native":
+        if target.family != "cortex-m":
+            raise TfuavError(f"--runtime native is for Cortex-M targets; {target.name} is a "
+                             f"{target.family} target")
+        from tfuav.export.native import export_native
+        return export_native(model_bytes, target, out_dir, name=name, labels=labels,
+                             golden_count=golden_count, force=force, echo=echo,
+                             detection=detection)
     if target.family == "cortex-m":
         from tfuav.export.tflm import export_tflm
         return export_tflm(model_bytes, target, out_dir, name=name, labels=labels,

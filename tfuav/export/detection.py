@@ -7,6 +7,8 @@ as fractions of the input size, the centre's sub-cell offset (see tfuav.runtime.
 import dataclasses
 import math
 
+import numpy as np
+
 from tfuav.errors import TfuavError
 
 DEFAULT_TOP_K = 20
@@ -74,8 +76,25 @@ class Detection:
                 "stride": self.stride, "top_k": self.top_k,
                 "score_threshold": float(self.score_threshold)}
 
+    def c_defines(self, info):
+        """The MODEL_DETECT_* defines the firmware's decoder is configured with."""
+        h, w = self.grid(info)
+        return ("// Detector: the output [1, H, W, C + 4] is decoded by tfuav_detect.c (boxes in\n"
+                "// input pixels, best first, at most TOP_K with scores >= SCORE_THRESHOLD).\n"
+                f"#define MODEL_DETECT_NUM_CLASSES {self.num_classes}\n"
+                f"#define MODEL_DETECT_GRID_HEIGHT {h}\n"
+                f"#define MODEL_DETECT_GRID_WIDTH {w}\n"
+                f"#define MODEL_DETECT_STRIDE {self.stride}\n"
+                f"#define MODEL_DETECT_TOP_K {self.top_k}\n"
+                f"#define MODEL_DETECT_SCORE_THRESHOLD {c_float(self.score_threshold)}\n\n")
+
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def c_float(value):
+    """A float32 as a C literal that reads back as exactly that float."""
+    return f"{float(np.float32(value))!r}f"
 
 
 def _single_output(info):

@@ -16,6 +16,7 @@ from tfuav.convert.inspect_tflite import tflite_info
 from tfuav.errors import TfuavError
 from tfuav.export import model_labels
 from tfuav.export.csource import byte_lines, c_identifier, c_string
+from tfuav.export.detection import c_float
 from tfuav.export.fit import FitError, fit_check
 from tfuav.export.folder import render, write_folder
 from tfuav.export.opcheck import assert_ops_supported
@@ -204,21 +205,8 @@ def _golden_boxes(output, spec, detection):
                             score_threshold=detection.score_threshold)
 
 
-def _c_float(value):
-    """A float32 as a C literal that reads back as exactly that float."""
-    return f"{float(np.float32(value))!r}f"
-
-
 def _with_detection_config(config_h, info, detection):
-    h, w = detection.grid(info)
-    block = ("// Detector: the output [1, H, W, C + 4] is decoded by tfuav_detect.c (boxes in\n"
-             "// input pixels, best first, at most TOP_K with scores >= SCORE_THRESHOLD).\n"
-             f"#define MODEL_DETECT_NUM_CLASSES {detection.num_classes}\n"
-             f"#define MODEL_DETECT_GRID_HEIGHT {h}\n"
-             f"#define MODEL_DETECT_GRID_WIDTH {w}\n"
-             f"#define MODEL_DETECT_STRIDE {detection.stride}\n"
-             f"#define MODEL_DETECT_TOP_K {detection.top_k}\n"
-             f"#define MODEL_DETECT_SCORE_THRESHOLD {_c_float(detection.score_threshold)}\n\n")
+    block = detection.c_defines(info)
     anchor = "#ifndef MODEL_BENCH_RUNS\n"
     return config_h.replace(anchor, block + anchor, 1)
 
@@ -238,7 +226,7 @@ def _golden_boxes_cc(boxes):
     counts = ", ".join(str(len(classes)) for _, _, classes in boxes)
     rows = []
     for xywh, scores, classes in boxes:
-        entries = [f"    {{{', '.join(_c_float(v) for v in box)}, {_c_float(score)}, {int(c)}}}"
+        entries = [f"    {{{', '.join(c_float(v) for v in box)}, {c_float(score)}, {int(c)}}}"
                    for box, score, c in zip(xywh, scores, classes)]
         rows.append("  {\n" + ",\n".join(entries) + "\n  }" if entries else "  {}")
     return ("\n// {x, y, w, h, score, class_id} in input pixels\n"
