@@ -430,3 +430,18 @@ def test_channel_split_sizes_convert_to_split_v():
     tflite = to_int8_tflite(model, x)
     assert "SPLIT_V" in tflite_info(tflite)["op_histogram"]
     assert cross_validate(tflite, make_validation_inputs(tflite)).passed
+
+
+def test_latency_estimate_covers_every_layer_of_the_detector():
+    """Every MAC of uavlite (its channel attention's 1-D convolution included) is priced."""
+    import yaml
+
+    from tfuav.config import CONFIG_DIR
+    from tfuav.targets import load_target
+    model = build("uavlite")
+    table = yaml.safe_load((CONFIG_DIR / "runtimes" / "tflm.yaml").read_text())
+    per_mac = set(table["cycles_per_mac"]["reference"].values())
+    assert len(per_mac) == 1  # one calibrated figure for every op kind
+    clock_khz = load_target("cortex-m7").clock_mhz * 1e3
+    assert estimate_latency_ms(model, "cortex-m7") == pytest.approx(
+        count_macs(model) * per_mac.pop() / clock_khz, rel=1e-9)

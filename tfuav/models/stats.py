@@ -28,8 +28,8 @@ def _shape(shape):
 def op_macs(layer):
     """(op kind, multiply-accumulates) of one layer; the kind names the TFLite op it becomes."""
     custom = getattr(layer, "count_macs", None)
-    if callable(custom):  # a custom layer may count its own
-        return "CUSTOM", int(custom())
+    if callable(custom):  # a custom layer may count its own, naming the op it becomes
+        return getattr(layer, "macs_op", "CUSTOM"), int(custom())
     out = _shape(layer.output_shape) if hasattr(layer, "output_shape") else None
     if out is None:
         return None, 0

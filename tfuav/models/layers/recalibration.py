@@ -51,6 +51,8 @@ class ChannelAttention1D(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tf.TensorShape([input_shape[0], 1, 1, input_shape[-1]])
 
+    macs_op = "CONV_2D"  # the 1-D convolution converts to a 1 x k CONV_2D
+
     def count_macs(self):
         """The 1-D convolution's multiply-accumulates (tfuav.models.stats asks for them)."""
         return int(self.input_shape[-1]) * self.k
