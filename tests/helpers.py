@@ -21,6 +21,16 @@ def run_cli(*args, cwd=None):
                           text=True, cwd=cwd or REPO, env=env, timeout=600)
 
 
+def cli_build(work, config_text, target="cortex-m7"):
+    """`tfuav build` with a small config written into `work`; returns the build directory."""
+    config = Path(work) / "small.yaml"
+    config.write_text(config_text)
+    out = Path(work) / "build"
+    result = run_cli("build", "--target", target, "--config", config, "--out", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
 def error_line(result):
     """The one 'error:' line of a failed command (exit status 2, no traceback)."""
     lines = [l for l in result.stderr.splitlines() if l.startswith("error:")]

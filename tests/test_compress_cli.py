@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from helpers import error_line, run_cli
+from helpers import cli_build, error_line, run_cli
 from tfuav.convert import tflite_info
 
 SMALL_BUILD = """\
@@ -22,13 +22,7 @@ convert:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    work = tmp_path_factory.mktemp("compress")
-    (work / "small.yaml").write_text(SMALL_BUILD)
-    out = work / "build"
-    result = run_cli("build", "--target", "cortex-m7", "--config", work / "small.yaml",
-                     "--out", out)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return cli_build(tmp_path_factory.mktemp("compress"), SMALL_BUILD)
 
 
 @pytest.mark.slow

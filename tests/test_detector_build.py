@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import run_cli
+from helpers import cli_build, run_cli
 from tfuav.convert import tflite_info
 from tfuav.eval.detection import detect_tflite, evaluate_detections
 
@@ -26,13 +26,7 @@ convert:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    work = tmp_path_factory.mktemp("detector")
-    (work / "small.yaml").write_text(SMALL_DETECTOR)
-    out = work / "build"
-    result = run_cli("build", "--target", "cortex-m7", "--config", work / "small.yaml",
-                     "--out", out)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return cli_build(tmp_path_factory.mktemp("detector"), SMALL_DETECTOR)
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench_tflm_qemu import zoo_model  # noqa: E402  (same random-weight zoo models)
 VWW = REPO.parent / "shared" / "fixtures" / "mlperf_tiny_vww" / "vww_96_int8.tflite"
 ZOO = ("glimmernet", "takunet", "uavlite")
 # TFLM instructions per Invoke for VWW measured with the same QEMU method (reference kernels,
@@ -85,22 +86,6 @@ for _ in range(runs):
     interp.invoke()
 print((time.perf_counter() - start) / runs * 1e6)
 '''
-
-
-def zoo_model(name):
-    import numpy as np
-    import tensorflow as tf
-
-    from tfuav.convert import to_int8_tflite
-    from tfuav.models import build_model
-    model = build_model(name, (64, 64, 3), 4)
-    rng = np.random.default_rng(0)
-    for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.BatchNormalization):
-            n = layer.get_weights()[0].shape
-            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n),
-                               rng.normal(0, 0.2, n), rng.uniform(0.5, 2.0, n)])
-    return to_int8_tflite(model, rng.uniform(0, 1, (8, 64, 64, 3)).astype(np.float32))
 
 
 def run(cmd, **kwargs):
