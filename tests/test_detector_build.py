@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import cli_build, run_cli
+from helpers import cli_build, error_line, run_cli
 from tfuav.convert import tflite_info
 from tfuav.eval.detection import detect_tflite, evaluate_detections
 
@@ -61,3 +61,15 @@ def test_pruned_detector_has_half_the_macs_and_a_pi_bundle(built):
     assert after["validation"]["passed"] is True and after["task"] == "detection"
     sidecar = json.loads((out / "rpi_bundle" / "detector.json").read_text())
     assert sidecar["num_classes"] == 4 and sidecar["stride"] == 4
+
+
+@pytest.mark.slow
+def test_deformable_variant_is_refused_for_full_integer_targets_with_the_plain_one_named(tmp_path):
+    config = tmp_path / "dcn.yaml"
+    config.write_text(SMALL_DETECTOR.replace("uavlite", "uavlite_dcn")
+                      .replace("synthetic_scenes: 160", "synthetic_scenes: 40")
+                      .replace("epochs: 3", "epochs: 1"))
+    line = error_line(run_cli("build", "--target", "cortex-m7", "--config", config,
+                              "--out", tmp_path / "out"))
+    assert "uavlite_dcn keeps float ops" in line and "--model uavlite," in line
+    assert not (tmp_path / "out" / "model_int8.tflite").exists()

@@ -72,7 +72,16 @@ def build(config, target_name, out_dir, resume=False, kernels="reference", force
         train_x = dataset.splits["train"].images
         rep = preprocess(train_x[:config.convert.representative_samples])
         tflite = to_int8_tflite(to_convert, rep, float_io=config.convert.float_io)
-        assert_graph_ok(tflite, float_io=config.convert.float_io)
+        try:
+            assert_graph_ok(tflite, float_io=config.convert.float_io)
+        except TfuavError as err:
+            from tfuav.models.registry import get_spec
+            plain = get_spec(config.model.name).plain_variant
+            if plain is None:
+                raise
+            raise TfuavError(f"{config.model.name} keeps float ops in its int8 graph, which "
+                             f"{target.name} cannot run ({err}); build --model {plain}, the "
+                             f"same network in full-integer ops") from None
         info = tflite_info(tflite)
 
     with clock.stage("validate"):

@@ -17,6 +17,9 @@ class ModelSpec:
     forms: tuple = ("default",)
     # "classification" (one score per class) or "detection" (a tfuav.runtime.detect head)
     task: str = "classification"
+    # the registered model with the same network in ops a full-integer target runs, for a model
+    # whose int8 graph keeps float ops (e.g. deformable sampling)
+    plain_variant: str = None
 
 
 _REGISTRY: dict = {}
@@ -24,10 +27,11 @@ FORMS = ("default", "coral")
 
 
 def register(name, default_input_shape, default_num_classes, description, forms=("default",),
-             task="classification"):
+             task="classification", plain_variant=None):
     def wrap(build):
         _REGISTRY[name] = ModelSpec(name, build, tuple(default_input_shape),
-                                    default_num_classes, description, tuple(forms), task)
+                                    default_num_classes, description, tuple(forms), task,
+                                    plain_variant)
         return build
     return wrap
 

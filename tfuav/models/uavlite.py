@@ -84,7 +84,7 @@ def build_uavlite(input_shape, num_classes):
 
 
 @register("uavlite_dcn", default_input_shape=(96, 96, 3), default_num_classes=4,
-          task="detection",
+          task="detection", plain_variant="uavlite",
           description="uavlite with deformable depthwise convolutions (float / not TFLM int8)")
 def build_uavlite_dcn(input_shape, num_classes):
     return build_detector("uavlite_dcn", input_shape, num_classes, deformable=True)
