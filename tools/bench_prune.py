@@ -3,8 +3,8 @@
 detector, accuracy for the classifiers) of each model before and after structured channel
 pruning to a MAC budget, all from real builds for a Cortex-M target.
 
-    python tools/bench_prune.py [--models uavlite,glimmernet,takunet] [--budget 0.5]
-        [--epochs 20] [--target cortex-m7] [--work runs/bench-prune]
+    python tools/bench_prune.py [--models uavlite,glimmernet,takunet] [--budgets 0.75,0.5]
+        [--epochs N] [--target cortex-m7] [--work runs/bench-prune]
 
 Each model is built with `tfuav build` (embedded synthetic data), then compressed with
 `tfuav compress --prune-channels --budget-macs B`, which sparse-trains, prunes and fine-tunes it,
@@ -19,18 +19,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def run(model, target, epochs, budget, work):
+def run(model, target, epochs, budgets, work):
+    """The build's report, then one report per budget (each pruning the same trained model)."""
     from tfuav.config import default_config_file, load_config
     from tfuav.pipeline import build
     out = Path(work) / model
     config = load_config(default_config_file(model),
                          {"model": {"name": model}, "train": {"epochs": epochs} if epochs else {}})
-    before = build(config, target, out, force=True, echo=lambda *_: None)
-    config.compress.prune_channels = True
-    config.compress.budget_macs = budget
-    after = build(config, target, out / "compressed", force=True, echo=lambda *_: None,
-                  model_file=out / "model.keras")
-    return before, after
+    reports = [build(config, target, out, force=True, echo=lambda *_: None)]
+    for budget in budgets:
+        config.compress.prune_channels = True
+        config.compress.budget_macs = budget
+        reports.append(build(config, target, out / f"pruned-{budget:g}", force=True,
+                             echo=lambda *_: None, model_file=out / "model.keras"))
+    return reports
 
 
 def row(name, report):
@@ -46,22 +48,23 @@ def row(name, report):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="uavlite,glimmernet,takunet")
-    parser.add_argument("--budget", type=float, default=0.5)
+    parser.add_argument("--budgets", default="0.75,0.5", help="MAC fractions to prune to")
     parser.add_argument("--epochs", type=int, help="default: the model's build config")
     parser.add_argument("--target", default="cortex-m7")
     parser.add_argument("--work", default="runs/bench-prune")
     args = parser.parse_args()
     import tfuav  # noqa: F401  (before TensorFlow)
-    lines = [f"Channel pruning to {args.budget:.0%} of the MACs, {args.target}, int8 metrics on "
-             f"the synthetic test split", "",
+    budgets = [float(b) for b in args.budgets.split(",")]
+    lines = [f"Channel pruning on {args.target}; int8 metrics on the synthetic test split", "",
              "| model | MACs | params | flash (bytes) | arena (bytes) | int8 quality |",
              "|---|---|---|---|---|---|"]
     results = {}
     for model in args.models.split(","):
-        before, after = run(model, args.target, args.epochs, args.budget, args.work)
-        lines += [row(model, before), row(f"{model}, pruned", after)]
-        results[model] = after["channel_pruning"]
-        print("\n".join(lines[-2:]), flush=True)
+        reports = run(model, args.target, args.epochs, budgets, args.work)
+        names = [model] + [f"{model}, pruned to {b:.0%} of the MACs" for b in budgets]
+        lines += [row(name, report) for name, report in zip(names, reports)]
+        results[model] = [r["channel_pruning"] for r in reports[1:]]
+        print("\n".join(lines[-len(reports):]), flush=True)
     print("\n".join(lines))
     Path(args.work).mkdir(parents=True, exist_ok=True)
     (Path(args.work) / "pruning.json").write_text(json.dumps(results, indent=1, default=str))
