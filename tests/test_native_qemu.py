@@ -47,9 +47,10 @@ def test_vww_on_qemu(cpu, dsp, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cpu", ["cortex-m7", "cortex-m4"])
-def test_takunet_on_qemu(cpu, tmp_path):
-    model, rep = convert_zoo_model("takunet", 64)
-    summary, report = qemu_outputs(model, "takunet", cpu, tmp_path, rep[:2])
+@pytest.mark.parametrize("name", ["glimmernet", "takunet", "uavlite"])
+def test_zoo_model_on_qemu(name, cpu, tmp_path):
+    model, rep = convert_zoo_model(name, 64)
+    summary, report = qemu_outputs(model, name, cpu, tmp_path, rep[:2])
     expected = reference_for(model, summary, rep[:2])
     for i, want in enumerate(expected):
         assert report["outputs"][i] == want.tobytes(), f"golden {i}"
