@@ -41,3 +41,10 @@ def test_native_runtime_is_for_cortex_m(tmp_path):
     line = error_line(run_cli("export", VWW_DIR / "vww_96_int8.tflite", "--target", "rpi",
                               "--runtime", "native", "--out", tmp_path / "x"))
     assert "native" in line and "Cortex-M" in line
+
+
+def test_build_refuses_native_for_a_host_target_before_training(tmp_path):
+    line = error_line(run_cli("build", "--target", "rpi", "--runtime", "native",
+                              "--out", tmp_path / "x"))
+    assert "native" in line and "rpi" in line
+    assert not (tmp_path / "x" / "model.keras").exists()

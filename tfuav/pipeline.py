@@ -35,11 +35,13 @@ def build(config, target_name, out_dir, resume=False, kernels="reference", force
     then only loads it), e.g. to compress a model built before. runtime: for Cortex-M targets,
     "tflm" (the interpreter's firmware folder) or "native" (tfuav's generated C engine)."""
     from tfuav.data import preprocess
+    from tfuav.export import check_runtime
     from tfuav.targets import load_target
     from tfuav.tasks import task_for
 
     task = task_for(config.model.name)
     target = load_target(target_name)
+    check_runtime(runtime, target)  # before minutes of training
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clock = StageClock(echo)
@@ -129,12 +131,6 @@ def export_for_target(tflite, info, target, out_dir, config, dataset, task, kern
                       runtime="tflm"):
     """The export stage: {report key: summary} for the target's family."""
     from tfuav.data import preprocess
-    from tfuav.export import RUNTIMES
-    if runtime not in RUNTIMES:
-        raise TfuavError(f"unknown runtime {runtime!r} (choose from: {', '.join(RUNTIMES)})")
-    if runtime == "native" and target.family != "cortex-m":
-        raise TfuavError(f"--runtime native is for Cortex-M targets; {target.name} is a "
-                         f"{target.family} target")
     extra = task.export_args(info)
     labels = dataset.class_names
     if runtime == "native":

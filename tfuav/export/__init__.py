@@ -6,6 +6,15 @@ from tfuav.errors import TfuavError
 RUNTIMES = ("tflm", "native")  # the Cortex-M runtimes a firmware package is built for
 
 
+def check_runtime(runtime, target):
+    """TfuavError unless `runtime` is one of RUNTIMES and fits the target's family."""
+    if runtime not in RUNTIMES:
+        raise TfuavError(f"unknown runtime {runtime!r} (choose from: {', '.join(RUNTIMES)})")
+    if runtime == "native" and target.family != "cortex-m":
+        raise TfuavError(f"--runtime native is for Cortex-M targets; {target.name} is a "
+                         f"{target.family} target")
+
+
 def model_labels(info, labels=None, detection=None):
     """The class labels for a model (tflite_info of it): the given ones, checked against the
     classes of its first output (a detector's: detection.num_classes), else class_0, ..."""
@@ -45,12 +54,8 @@ def export_model_file(model_file, target_name, out_dir=None, name=None, labels_f
                            score_threshold)
     name = name or path.stem
     out_dir = Path(out_dir) if out_dir else Path("runs") / f"{path.stem}-{target.name}"
-    if runtime not in RUNTIMES:
-        raise TfuavError(f"unknown runtime {runtime!r} (choose from: {', '.join(RUNTIMES)})")
+    check_runtime(runtime, target)
     if runtime == "native":
-        if target.family != "cortex-m":
-            raise TfuavError(f"--runtime native is for Cortex-M targets; {target.name} is a "
-                             f"{target.family} target")
         from tfuav.export.native import export_native
         return export_native(model_bytes, target, out_dir, name=name, labels=labels,
                              golden_count=golden_count, force=force, echo=echo,
