@@ -2,8 +2,6 @@
 evaluation and what the exporters need. Everything else in the pipeline is shared."""
 from pathlib import Path
 
-import numpy as np
-
 from tfuav.errors import TfuavError
 
 PR_PLOT = "pr_curves.png"
@@ -98,7 +96,3 @@ def _stride(model):
 def task_for(model_name):
     from tfuav.models.registry import get_spec
     return DetectionTask() if get_spec(model_name).task == "detection" else ClassificationTask()
-
-
-def representative_images(dataset, count):
-    return np.asarray(dataset.splits["train"].images[:count])
