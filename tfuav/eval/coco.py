@@ -194,8 +194,12 @@ def coco_metrics(gt_json_path_or_dict, detections_list_or_path, ignore_regions=N
 
     Arguments as for :func:`evaluate_coco`.
     """
-    ev = evaluate_coco(gt_json_path_or_dict, detections_list_or_path, ignore_regions, cat_ids,
-                       drop_gt_in_ignored)
+    return metrics_of(evaluate_coco(gt_json_path_or_dict, detections_list_or_path,
+                                    ignore_regions, cat_ids, drop_gt_in_ignored))
+
+
+def metrics_of(ev) -> dict:
+    """coco_metrics' dict from an accumulated COCOeval (:func:`evaluate_coco`)."""
     with contextlib.redirect_stdout(io.StringIO()):
         ev.summarize()
     out = {name: _number(v) for name, v in zip(STAT_NAMES, ev.stats)}

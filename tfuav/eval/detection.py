@@ -8,7 +8,7 @@ import numpy as np
 
 from tfuav.data.detection import detections_to_coco
 from tfuav.errors import TfuavError
-from tfuav.eval.coco import coco_metrics, evaluate_coco, plot_pr_curves
+from tfuav.eval.coco import evaluate_coco, metrics_of, plot_pr_curves
 from tfuav.quantization import dequantize, quantize
 from tfuav.runtime.detect import decode_head
 
@@ -95,6 +95,7 @@ def evaluate_detections(per_image_detections, split, class_names, pr_plot=None):
                                for i, (boxes, scores, classes)
                                in enumerate(per_image_detections, start=1)})
     regions = "auto" if any(len(r) for r in split.ignored_regions) else None
+    ev = evaluate_coco(gt, dets, ignore_regions=regions)
     if pr_plot is not None:
-        plot_pr_curves(evaluate_coco(gt, dets, ignore_regions=regions), pr_plot)
-    return coco_metrics(gt, dets, ignore_regions=regions)
+        plot_pr_curves(ev, pr_plot)
+    return metrics_of(ev)
